@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with what its tests need.
+# Idempotent: a second run only checks. Installs OS packages (apt) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    echo "bootstrap: Python >= 3.11 is required (found: $("$PY" --version 2>&1))" >&2
+    exit 2
+fi
+
+if ! command -v git >/dev/null 2>&1; then
+    echo "bootstrap: installing git (apt)"
+    apt-get update -qq && apt-get install -y -qq git >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv"
+    "$PY" -m venv .venv
+fi
+
+stamp=.venv/.conductor-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "bootstrap: installing conductor-magics and test dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch "$stamp"
+fi

@@ -1,0 +1,2 @@
+"""conductor-magics."""
+__version__ = "0.1.0"

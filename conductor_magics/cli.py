@@ -1,0 +1,56 @@
+"""``conductor``: the command-line twin of ``%conductor``.
+
+Exit codes: 0 ok, 1 checks ran and failed (lint findings, unverified gate,
+locked phase), 2 bad input (arguments, malformed workspace files).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .commands import BadArguments, ParserExit, exit_code, parse, run
+from .errors import ConductorError
+from .session import Session
+
+
+def _to_json(result) -> str:
+    return json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    try:
+        inv = parse(argv)
+        session = Session.open(root=inv.root)
+        result = run(inv, session)
+    except ParserExit as exc:
+        if exc.message:
+            sys.stderr.write(exc.message)
+        return exc.status
+    except BadArguments as exc:
+        return _fail(exc, want_json, prefix="usage error")
+    except ConductorError as exc:
+        return _fail(exc, want_json)
+    except KeyboardInterrupt:
+        sys.stderr.write("conductor: interrupted\n")
+        return 130
+    print(_to_json(result) if inv.json else result.to_text())
+    return exit_code(result)
+
+
+def _fail(exc: ConductorError, want_json: bool, prefix: str = "error") -> int:
+    if want_json:
+        print(json.dumps(exc.to_json(), ensure_ascii=False))
+    sys.stderr.write(f"conductor: {prefix}: {exc}\n")
+    return exc.exit_code
+
+
+def entry() -> None:  # pragma: no cover - console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""One base exception for everything the tool reports to a user.
+
+Each error says what failed, where (file:line, component, phase) and what to
+do next. Edges (CLI, magics) translate them once: the CLI exits with
+``exit_code``; a magic shows ``str(error)`` on one line without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ConductorError(Exception):
+    """Base of every error the tool raises on purpose.
+
+    ``exit_code`` is what the CLI exits with: 2 for bad input (the default),
+    1 for a check that ran and failed.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: Path | str | None = None,
+                 line: int | None = None, hint: str | None = None):
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.hint = hint
+        super().__init__(str(self))
+
+    @property
+    def location(self) -> str | None:
+        """``file:line`` (or just the file) this error is about, if any."""
+        if self.path is None:
+            return None
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}" if self.location else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_json(self) -> dict:
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "file": str(self.path) if self.path else None,
+            "line": self.line,
+            "hint": self.hint,
+        }
+
+
+class WorkspaceNotFound(ConductorError):
+    """No ``storage-conductor/`` folder where one was looked for."""
+
+
+class WorkspaceFormatError(ConductorError):
+    """A workspace file cannot be read as what it should be (JSON, a table, UTF-8)."""
+
+
+class ComponentNotFound(ConductorError):
+    """A component id names nothing in the workspace."""
+
+
+class TaskNotFound(ConductorError):
+    """A task reference matches no task, or several."""
+
+
+class GateClosed(ConductorError):
+    """An operation is refused because a phase gate is not passed yet."""
+
+    exit_code = 1
+
+
+class ChecksFailed(ConductorError):
+    """Checks ran and found problems (lint findings, failed verification)."""
+
+    exit_code = 1

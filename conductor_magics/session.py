@@ -1,0 +1,404 @@
+"""The implement loop: which component, which task is next, phase gates, completion.
+
+Sits on ``workspace/`` (files) and knows nothing of Jupyter: the CLI, the
+magics and (later) the widgets and server extension all call a
+:class:`Session` and render the plain results it returns.
+"""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ComponentNotFound, ConductorError, GateClosed
+from .reports import (
+    CompleteResult,
+    ComponentStatus,
+    ContextResult,
+    ImplementResult,
+    LintResult,
+    NextResult,
+    PhaseState,
+    PlanResult,
+    StatusReport,
+    TaskResult,
+    VerifyResult,
+)
+from .workspace import Component, Plan, Workspace, load_context
+from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
+from .workspace.lint import fix_workspace, lint_workspace
+from .workspace.plan import write_task_state
+from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
+from .workspace.timestamps import now
+from .workspace.verification import append_record, read_log
+
+#: task action → the state it sets
+ACTIONS = {"done": "done", "undo": "todo", "start": "in_progress", "skip": "skipped", "block": "blocked"}
+_SELECTABLE = (IN_PROGRESS, PLANNING)
+
+
+@dataclass
+class LoadedComponent:
+    """A component's context as loaded into the kernel by ``%conductor implement``."""
+
+    id: str
+    title: str
+    status: str | None
+    folder: Path
+    plan: Plan
+    docs: dict[str, str]
+    missing: list[str]
+    workflow: Any  # WorkflowPreferences
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _doc(self, name: str) -> str:
+        return self.docs.get(name, "")
+
+    @property
+    def spec(self) -> str:
+        return self._doc("spec")
+
+    @property
+    def product(self) -> str:
+        return self._doc("product")
+
+    @property
+    def tech_stack(self) -> str:
+        return self._doc("tech-stack")
+
+    @property
+    def storage_standards(self) -> str:
+        return self._doc("storage-standards")
+
+    @property
+    def storage_template(self) -> str:
+        return self._doc("storage-template")
+
+    @property
+    def plan_text(self) -> str:
+        return self._doc("plan")
+
+    def __repr__(self) -> str:
+        return (f"<LoadedComponent {self.id!r} ({self.status}): {len(self.docs)} documents, "
+                f"{len(self.plan.phases)} phases, missing={self.missing}>")
+
+
+@dataclass
+class Selection:
+    component: Component
+    reason: str
+    candidates: list[Component]
+
+
+def default_user(folder: Path) -> str:
+    """Who confirms: ``git config user.name`` where the workspace is, else the OS user."""
+    try:
+        out = subprocess.run(["git", "config", "user.name"], cwd=folder, capture_output=True,
+                             text=True, timeout=5, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Session:
+    """The implement loop over one workspace."""
+
+    def __init__(self, workspace: Workspace, *, user: str | None = None,
+                 clock: Callable[[], datetime] = now):
+        self.workspace = workspace
+        self._user = user
+        self.clock = clock
+
+    @classmethod
+    def open(cls, root: str | Path | None = None, cwd: str | Path | None = None, **kwargs) -> Session:
+        return cls(Workspace.locate(root=root, cwd=cwd), **kwargs)
+
+    @property
+    def user(self) -> str:
+        if self._user is None:
+            self._user = default_user(self.workspace.dir)
+        return self._user
+
+    # -- reading -------------------------------------------------------------------------
+
+    def phase_states(self, component: Component, plan: Plan) -> list[PhaseState]:
+        """Each phase with whether it is finished, verified and locked (and why)."""
+        log = read_log(component.verification_path)
+        states: list[PhaseState] = []
+        blocker: PhaseState | None = None
+        for phase in plan.phases:
+            verdict = log.verdict_for(phase, plan)
+            verified = verdict is not None or phase.checkpoint is not None
+            state = PhaseState(phase=phase, verified=verified, verdict=verdict)
+            if blocker is not None:
+                state.locked = True
+                state.lock_reason = (f"phase {blocker.phase.number} '{blocker.phase.title}' is finished "
+                                     "but not verified")
+            elif phase.finished and not verified:
+                blocker = state
+            states.append(state)
+        return states
+
+    def component_status(self, component: Component) -> ComponentStatus:
+        problems: list[str] = []
+        plan = None
+        states: list[PhaseState] = []
+        if component.metadata_error is not None:
+            problems.append(str(component.metadata_error))
+        if component.plan_path.is_file():
+            try:
+                plan = component.read_plan()
+                states = self.phase_states(component, plan)
+            except ConductorError as exc:
+                problems.append(str(exc))
+        else:
+            problems.append(f"{component.plan_path}: plan.md is missing")
+        upcoming = self._next(component, plan, states) if plan is not None else None
+        return ComponentStatus(component=component, plan=plan, phases=states, problems=problems,
+                               next=upcoming)
+
+    def status(self) -> StatusReport:
+        """Every component with its progress, current phase and next task."""
+        ws = self.workspace
+        problems: list[str] = []
+        tracks = None
+        try:
+            tracks = ws.read_tracks()
+        except ConductorError as exc:
+            problems.append(str(exc))
+        if tracks is not None:
+            problems.extend(str(p) for p in tracks.problems)
+        components = [self.component_status(c) for c in ws.components(tracks)]
+        return StatusReport(workspace=ws.dir, components=components, problems=problems)
+
+    def select(self, storage_id: str | None = None) -> Selection:
+        """The named component, else In Progress before Planning, most recently updated first."""
+        if storage_id:
+            return Selection(self.workspace.component(storage_id), "named", [])
+        candidates = [c for c in self.workspace.components() if c.status in _SELECTABLE]
+        if not candidates:
+            raise ComponentNotFound(
+                f"no component is In Progress or Planning in {self.workspace.dir}",
+                hint="name one: `conductor implement ID`, or add one to tracks.md",
+            )
+        epoch = datetime.min.replace(tzinfo=self.clock().tzinfo)
+        candidates.sort(key=lambda c: (_SELECTABLE.index(c.status), -(c.updated or epoch).timestamp()
+                                       if c.updated else float("inf")))
+        chosen = candidates[0]
+        same = [c for c in candidates if c.status == chosen.status]
+        reason = (f"the only {chosen.status} component" if len(same) == 1
+                  else f"the most recently updated of {len(same)} {chosen.status} components")
+        return Selection(chosen, reason, candidates[1:])
+
+    def active(self, storage_id: str | None) -> Component:
+        """The component a command without an id is about."""
+        return self.select(storage_id).component
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def implement(self, storage_id: str | None = None) -> ImplementResult:
+        """Select a component, set it In Progress and load its context."""
+        selection = self.select(storage_id)
+        component = selection.component
+        if component.status not in _SELECTABLE:
+            raise ConductorError(
+                f"component '{component.id}' is {component.status}; only Planning or In Progress "
+                "components can be implemented", path=component.metadata_path,
+                hint="change its status first if this is intended")
+        plan = component.read_plan()  # fail before any write if the plan is unreadable
+        component.require_metadata()
+        previous = component.status
+        if previous != IN_PROGRESS:
+            with self.workspace.lock():
+                self.workspace.write_status(component, IN_PROGRESS, self.clock())
+            component = self.workspace.component(component.id)
+        loaded = self.load(component, plan)
+        states = self.phase_states(component, plan)
+        return ImplementResult(selection=selection, component=component, previous_status=previous,
+                               loaded=loaded, phases=states, next=self._next(component, plan, states))
+
+    def load(self, component: Component, plan: Plan | None = None) -> LoadedComponent:
+        context = load_context(self.workspace.dir, component.dir, component.id)
+        return LoadedComponent(
+            id=component.id, title=component.title, status=component.status, folder=component.dir,
+            plan=plan or component.read_plan(), docs=context.docs, missing=context.missing,
+            workflow=context.workflow_preferences,
+            metadata=dict(component.metadata.data) if component.metadata else {},
+        )
+
+    def _next(self, component: Component, plan: Plan, states: list[PhaseState]) -> NextResult:
+        task = plan.next_task()
+        pending = next((s for s in states if s.phase.finished and not s.verified), None)
+        if task is not None:
+            state = states[task.phase_number - 1]
+            if state.locked and pending is not None:
+                return NextResult(component, "verify", pending.phase, None, pending.lock_reason
+                                  or f"verify phase {pending.phase.number} first")
+            return NextResult(component, "work", state.phase, task, None)
+        if pending is not None:
+            return NextResult(component, "verify", pending.phase, None,
+                              f"phase {pending.phase.number} is finished and waits for verification")
+        if any(t.state == "blocked" for t in plan.items()):
+            blocked = next(t for t in plan.items() if t.state == "blocked")
+            return NextResult(component, "blocked", plan.phase(blocked.phase_number), blocked,
+                              f"task {blocked.number} is blocked")
+        return NextResult(component, "complete", None, None, "every phase is verified")
+
+    def next(self, storage_id: str | None = None) -> NextResult:
+        component = self.active(storage_id)
+        plan = component.read_plan()
+        return self._next(component, plan, self.phase_states(component, plan))
+
+    def plan(self, storage_id: str | None = None) -> PlanResult:
+        """The plan's phases and tasks with their gates and the next step."""
+        component = self.active(storage_id)
+        plan = component.read_plan()
+        states = self.phase_states(component, plan)
+        return PlanResult(component, plan, states, self._next(component, plan, states))
+
+    def context(self, storage_id: str | None = None, doc: str | None = None) -> ContextResult:
+        """All context documents of a component, or one of them."""
+        if storage_id and doc is None and normalise_doc_name(storage_id) and not self._is_component(storage_id):
+            storage_id, doc = None, storage_id
+        component = self.active(storage_id)
+        if doc is not None:
+            name = normalise_doc_name(doc)
+            if name is None:
+                raise ConductorError(f"unknown document '{doc}'", hint="one of: " + ", ".join(DOC_NAMES))
+            path = doc_path(self.workspace.dir, component.dir, name)
+            if not path.is_file():
+                raise ConductorError(f"{name} is missing", path=path)
+            return ContextResult(component, {name: read_text_lenient(path)}, [], {name: path})
+        context = load_context(self.workspace.dir, component.dir, component.id)
+        return ContextResult(component, context.docs, context.missing, context.paths)
+
+    def _is_component(self, name: str) -> bool:
+        return any(c.id == name for c in self.workspace.components())
+
+    def task(self, action: str, ref: str, storage_id: str | None = None, *,
+             force: bool = False, reason: str | None = None) -> TaskResult:
+        """Tick, untick, start, skip or block a task (by number like 2.3 or by text)."""
+        if action not in ACTIONS:
+            raise ConductorError(f"unknown task action '{action}'", hint="one of: " + ", ".join(ACTIONS))
+        component = self.active(storage_id)
+        component.require_metadata()
+        target = ACTIONS[action]
+        with self.workspace.lock():
+            plan = component.read_plan()
+            task = plan.find(ref)
+            states = self.phase_states(component, plan)
+            state = states[task.phase_number - 1] if task.phase_number else None
+            forced = False
+            if target != "todo" and state is not None and state.locked:
+                if not force:
+                    raise GateClosed(
+                        f"task {task.number} is in phase {state.phase.number}, which is locked: "
+                        f"{state.lock_reason}", path=component.plan_path, line=task.line,
+                        hint=f"verify it first (`conductor verify {component.id} --phase "
+                             f"{_blocker_number(states)} --confirm NOTE`) or pass --force")
+                forced = True
+            new_plan, new_task, before = write_task_state(component.plan_path, task.key, target)
+            changed = before != target
+            previous_status = component.status
+            if changed:
+                if forced:
+                    append_record(component.verification_path, {
+                        "kind": "override", "phase": state.phase.number, "phase_title": state.phase.title,
+                        "task": new_task.number, "task_name": new_task.name, "action": action,
+                        "reason": reason or state.lock_reason, "by": self.user,
+                        "at": self.clock().isoformat(timespec="seconds"),
+                    })
+                status = IN_PROGRESS if component.status == PLANNING and target != "todo" else None
+                self.workspace.write_status(component, status, self.clock())
+        new_states = self.phase_states(component, new_plan)
+        phase_state = new_states[new_task.phase_number - 1] if new_task.phase_number else None
+        return TaskResult(component=component, task=new_task, before=before, after=new_task.state,
+                          changed=changed, forced=forced, phase=phase_state,
+                          status_before=previous_status,
+                          next=self._next(component, new_plan, new_states))
+
+    def verify(self, storage_id: str | None = None, phase: int | None = None, *,
+               note: str | None = None, by: str | None = None, force: bool = False) -> VerifyResult:
+        """Show a phase's gate, or with ``note`` record its manual verification."""
+        component = self.active(storage_id)
+        plan = component.read_plan()
+        states = self.phase_states(component, plan)
+        if not states:
+            raise ConductorError("the plan has no phases to verify", path=component.plan_path)
+        if phase is None:
+            pending = next((s for s in states if s.phase.finished and not s.verified), None)
+            current = pending or next((s for s in states if not s.verified), states[-1])
+        else:
+            plan.phase(phase)  # raises a clear error for a bad number
+            current = states[phase - 1]
+        if note is None:
+            return VerifyResult(component, current, recorded=None)
+        if not note.strip():
+            raise ConductorError("the confirmation note is empty",
+                                 hint="say what was checked: --confirm 'schema reviewed with …'")
+        if current.verified:
+            return VerifyResult(component, current, recorded=None, already=True)
+        open_items = [t for t in current.phase.items() if not t.closed]
+        if open_items and not force:
+            listing = ", ".join(t.number for t in open_items[:8])
+            raise GateClosed(f"phase {current.phase.number} '{current.phase.title}' has "
+                             f"{len(open_items)} open task(s): {listing}",
+                             path=component.plan_path, line=current.phase.line,
+                             hint="finish or skip them, or pass --force to verify anyway")
+        record = {
+            "kind": "verification", "phase": current.phase.number, "phase_title": current.phase.title,
+            "phase_kind": current.phase.kind, "verdict": "verified", "note": note.strip(),
+            "by": by or self.user, "at": self.clock().isoformat(timespec="seconds"),
+            "checks": [], "waivers": {}, "forced": bool(open_items),
+            "open_tasks": [t.number for t in open_items],
+        }
+        with self.workspace.lock():
+            append_record(component.verification_path, record)
+            self.workspace.write_status(component, None, self.clock())
+        new_state = self.phase_states(component, plan)[current.phase.number - 1]
+        return VerifyResult(component, new_state, recorded=record)
+
+    def complete(self, storage_id: str | None = None) -> CompleteResult:
+        """Mark the component Completed; only when every phase is finished and verified."""
+        component = self.active(storage_id)
+        component.require_metadata()
+        plan = component.read_plan()
+        states = [s for s in self.phase_states(component, plan) if list(s.phase.items())]
+        missing = [s for s in states if not (s.phase.finished and s.verified)]
+        if missing:
+            listing = "; ".join(
+                f"{s.phase.number} {s.phase.title} ({'not finished' if not s.phase.finished else 'not verified'})"
+                for s in missing)
+            raise GateClosed(f"component '{component.id}' cannot be completed: {listing}",
+                             path=component.plan_path,
+                             hint="finish and verify every phase first (`conductor next` says what is next)")
+        previous = component.status
+        if previous != COMPLETED:
+            with self.workspace.lock():
+                self.workspace.write_status(component, COMPLETED, self.clock())
+        component = self.workspace.component(component.id)
+        return CompleteResult(component, plan, states, previous_status=previous,
+                              completed_at=self.clock())
+
+    def lint(self, fix: bool = False) -> LintResult:
+        problems = lint_workspace(self.workspace)
+        fixed: list[str] = []
+        if fix and any(p.fixable for p in problems):
+            with self.workspace.lock():
+                fixed = fix_workspace(self.workspace, problems)
+            problems = lint_workspace(self.workspace)
+        return LintResult(self.workspace.dir, problems, fixed)
+
+
+def _blocker_number(states: list[PhaseState]) -> int:
+    return next(s.phase.number for s in states if s.phase.finished and not s.verified)

@@ -1,0 +1,450 @@
+"""plan.md: phases, tasks and sub-tasks, read leniently and edited one byte at a time.
+
+Structure comes from markdown-it-py (so code fences, HTML comments and list
+nesting follow CommonMark); each checkbox is then mapped back to the byte
+offset of its mark, so ticking a task replaces exactly one byte and leaves
+line endings, BOM, tabs, bullets, numbering and trailing spaces untouched.
+
+A task is found again after a re-read by its :class:`TaskKey` (phase title,
+path of task texts, ordinal), not by its line number, so an edit made in the
+JupyterLab editor between reading and writing is not lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from ..errors import TaskNotFound, WorkspaceFormatError
+from .files import atomic_write_bytes
+
+#: Checkbox mark → state name.
+MARKS = {" ": "todo", "x": "done", "X": "done", "~": "in_progress", "-": "skipped", "!": "blocked"}
+#: State name → the mark written for it.
+STATE_MARK = {"todo": " ", "done": "x", "in_progress": "~", "skipped": "-", "blocked": "!"}
+
+_PHASE_RE = re.compile(r"^(phase|stage|milestone|step)\b", re.IGNORECASE)
+# Headings that end a phase even when they are nested below it.
+_CLOSING_RE = re.compile(
+    r"^(acceptance criteria|acceptance|checklist|definition of done|success criteria|"
+    r"done criteria|exit criteria|notes|summary|references|appendix|open questions)\b",
+    re.IGNORECASE,
+)
+_CHECKBOX_TEXT_RE = re.compile(r"^\[([ xX~!-])\](?:[ \t]+|$)")
+_CHECKBOX_LINE_RE = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\[([ xX~!-])\](?:[ \t]|$)")
+_CHECKPOINT_RE = re.compile(r"\s*\[checkpoint:\s*([0-9a-fA-F]{7,40})\s*\]", re.IGNORECASE)
+# A trailing commit SHA: 7-40 hex digits holding at least one digit and one letter
+# (so "Seed 1000000 rows" keeps its number), bare or in () / [].
+_SHA_RE = re.compile(
+    r"\s*(?:\(|\[)?\b((?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40})\b(?:\)|\])?\s*$"
+)
+_LEADING_SYMBOLS_RE = re.compile(r"^[^\w(\[]+", re.UNICODE)
+_NUMBER_REF_RE = re.compile(r"^\d+(?:\.\d+)+$")
+_NEWLINE_RE = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+_KIND_RULES = [
+    ("schema", re.compile(r"schema|data model|modell?ing", re.I)),
+    ("migration", re.compile(r"migration", re.I)),
+    ("indexing", re.compile(r"index|query perf|performance|tuning", re.I)),
+    ("integrity", re.compile(r"integrity|constraint", re.I)),
+    ("backup", re.compile(r"backup|recovery|restore|disaster", re.I)),
+    ("core", re.compile(r"crud|core|implementation|repository|data access", re.I)),
+    ("testing", re.compile(r"test", re.I)),
+    ("documentation", re.compile(r"doc", re.I)),
+]
+
+_MD = MarkdownIt("commonmark")
+
+
+def phase_kind(title: str) -> str:
+    """The kind of a phase from its title (DESIGN.md §4); ``manual`` when unknown."""
+    for kind, pattern in _KIND_RULES:
+        if pattern.search(title):
+            return kind
+    return "manual"
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """How a task is found again after the file was re-read."""
+
+    phase_title: str
+    path: tuple[str, ...]
+    ordinal: int  # among items with the same phase and path
+
+
+@dataclass
+class Task:
+    """A checkbox list item; ``children`` are its nested checkbox items (sub-tasks)."""
+
+    number: str
+    name: str
+    mark: str
+    line: int
+    mark_offset: int
+    depth: int
+    phase_number: int
+    key: TaskKey
+    sha: str | None = None
+    children: list[Task] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return MARKS[self.mark]
+
+    @property
+    def closed(self) -> bool:
+        """Done or skipped: nothing left to do."""
+        return self.state in ("done", "skipped")
+
+    def walk(self) -> Iterator[Task]:
+        """This task and every sub-task below it, in document order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def to_json(self) -> dict:
+        return {
+            "number": self.number,
+            "name": self.name,
+            "state": self.state,
+            "line": self.line,
+            "sha": self.sha,
+            "subtasks": [c.to_json() for c in self.children],
+        }
+
+
+@dataclass
+class Phase:
+    number: int
+    title: str
+    level: int
+    line: int
+    checkpoint: str | None
+    tasks: list[Task] = field(default_factory=list)
+    implicit: bool = False
+
+    @property
+    def kind(self) -> str:
+        return phase_kind(self.title)
+
+    def items(self) -> Iterator[Task]:
+        """Every task and sub-task of the phase in document order."""
+        for task in self.tasks:
+            yield from task.walk()
+
+    @property
+    def finished(self) -> bool:
+        """Every task and sub-task is done or skipped (and there is at least one)."""
+        items = list(self.items())
+        return bool(items) and all(t.closed for t in items)
+
+    def counts(self) -> dict[str, int]:
+        tops = self.tasks
+        subs = [s for t in tops for c in t.children for s in c.walk()]
+        return {
+            "tasks_total": len(tops),
+            "tasks_done": sum(t.state == "done" for t in tops),
+            "subtasks_total": len(subs),
+            "subtasks_done": sum(s.state == "done" for s in subs),
+        }
+
+    def to_json(self) -> dict:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "kind": self.kind,
+            "line": self.line,
+            "checkpoint": self.checkpoint,
+            "finished": self.finished,
+            **self.counts(),
+            "tasks": [t.to_json() for t in self.tasks],
+        }
+
+
+@dataclass
+class Plan:
+    path: Path
+    phases: list[Phase]
+    #: checkbox items outside any phase (before the first phase or after a closing heading)
+    loose_tasks: list[Task]
+    data: bytes
+
+    def items(self) -> Iterator[Task]:
+        for phase in self.phases:
+            yield from phase.items()
+
+    def counts(self) -> dict[str, int]:
+        totals = {"tasks_total": 0, "tasks_done": 0, "subtasks_total": 0, "subtasks_done": 0}
+        for phase in self.phases:
+            for key, value in phase.counts().items():
+                totals[key] += value
+        return totals
+
+    def phase(self, number: int) -> Phase:
+        for phase in self.phases:
+            if phase.number == number:
+                return phase
+        raise TaskNotFound(
+            f"plan has no phase {number} (it has {len(self.phases)})", path=self.path,
+            hint="phases are numbered from 1 in file order",
+        )
+
+    def next_task(self) -> Task | None:
+        """The first task marked in progress, else the first one not started."""
+        items = list(self.items())
+        for wanted in ("in_progress", "todo"):
+            for task in items:
+                if task.state == wanted:
+                    return task
+        return None
+
+    def by_key(self, key: TaskKey) -> Task | None:
+        for task in self.items():
+            if task.key == key:
+                return task
+        # The phase was renamed meanwhile: accept the task if its path is unique.
+        same = [t for t in self.items() if t.key.path == key.path and t.key.ordinal == key.ordinal]
+        return same[0] if len(same) == 1 else None
+
+    def find(self, ref: str) -> Task:
+        """A task by number (``2.3``, ``2.3.1``) or by unique case-insensitive text."""
+        ref = ref.strip()
+        if not ref:
+            raise TaskNotFound("no task given", path=self.path, hint="name a task by number like 2.3 or by its text")
+        if _NUMBER_REF_RE.match(ref):
+            for task in self.items():
+                if task.number == ref:
+                    return task
+            raise TaskNotFound(
+                f"plan has no task {ref}", path=self.path,
+                hint="`conductor next` or `conductor status` shows the numbering",
+            )
+        wanted = _fold(ref)
+        items = list(self.items())
+        for matcher in (
+            lambda t: _fold(t.name) == wanted or _fold(_strip_task_prefix(t.name)) == wanted,
+            lambda t: wanted in _fold(t.name),
+        ):
+            hits = [t for t in items if matcher(t)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                listing = "; ".join(f"{t.number} {t.name}" for t in hits[:6])
+                raise TaskNotFound(
+                    f"'{ref}' matches {len(hits)} tasks: {listing}", path=self.path,
+                    hint="use the task number or more of its text",
+                )
+        raise TaskNotFound(f"no task matches '{ref}'", path=self.path,
+                           hint="`conductor next` lists the open tasks with their numbers")
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), **self.counts(), "phases": [p.to_json() for p in self.phases]}
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _strip_task_prefix(name: str) -> str:
+    return re.sub(r"^task\s*:\s*", "", name, flags=re.IGNORECASE)
+
+
+def plain_text(inline_token) -> str:
+    """The text of an inline token without Markdown emphasis, code ticks or links."""
+    parts = []
+    for child in inline_token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return " ".join("".join(parts).split())
+
+
+def clean_name(text: str) -> tuple[str, str | None, str | None]:
+    """(name, trailing sha, checkpoint sha) from a heading's or task's plain text."""
+    checkpoint = None
+    match = _CHECKPOINT_RE.search(text)
+    if match:
+        checkpoint = match.group(1)
+        text = (text[: match.start()] + text[match.end():]).strip()
+    sha = None
+    match = _SHA_RE.search(text)
+    if match and match.start() > 0:
+        sha = match.group(1)
+        text = text[: match.start()].rstrip()
+    text = _LEADING_SYMBOLS_RE.sub("", text).strip()
+    return text, sha, checkpoint
+
+
+def decode_markdown(data: bytes, path: Path) -> str:
+    """UTF-8 text of a Markdown file (BOM removed); invalid bytes are an error with a line."""
+    body = data[3:] if data.startswith(_BOM) else data
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        raise WorkspaceFormatError(
+            f"not valid UTF-8 (byte 0x{body[exc.start]:02x})", path=path, line=line,
+            hint="save the file as UTF-8",
+        ) from exc
+
+
+def _line_starts(body: bytes) -> list[int]:
+    starts = [0]
+    starts.extend(m.end() for m in _NEWLINE_RE.finditer(body))
+    return starts
+
+
+def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
+    """Parse plan.md bytes into phases and tasks with the byte offset of each mark."""
+    path = Path(path)
+    text = decode_markdown(data, path)
+    bom = len(_BOM) if data.startswith(_BOM) else 0
+    body = data[bom:]
+    starts = _line_starts(body)
+    tokens = _MD.parse(text)
+
+    phases: list[Phase] = []
+    loose: list[Task] = []
+    current: Phase | None = None
+    # Stack of open list items: each entry is the Task it carries, or None.
+    stack: list[Task | None] = []
+    seen: dict[tuple, int] = {}
+
+    def line_bytes(index: int) -> bytes:
+        end = starts[index + 1] if index + 1 < len(starts) else len(body)
+        return body[starts[index]:end]
+
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and not stack:
+            inline = tokens[i + 1]
+            level = int(token.tag[1])
+            title, _sha, checkpoint = clean_name(plain_text(inline))
+            lineno = token.map[0] + 1 if token.map else 0
+            if level <= 3 and _PHASE_RE.match(title):
+                current = Phase(number=len(phases) + 1, title=title, level=level,
+                                line=lineno, checkpoint=checkpoint)
+                phases.append(current)
+            elif current is not None and (level <= current.level or _CLOSING_RE.match(title)):
+                current = None
+        elif token.type == "list_item_open":
+            task = None
+            inline = _first_inline(tokens, i)
+            if token.map and inline is not None and inline.map and inline.map[0] == token.map[0]:
+                match = _CHECKBOX_TEXT_RE.match(inline.content)
+                if match:
+                    task = _make_task(token, inline, match.group(1), line_bytes(token.map[0]),
+                                      starts, bom)
+            if task is not None:
+                parent = next((t for t in reversed(stack) if t is not None), None)
+                phase_title = current.title if current else ""
+                if parent is not None:
+                    task.depth = parent.depth + 1
+                    task.phase_number = parent.phase_number
+                    path_ = parent.key.path + (_fold(task.name),)
+                    parent.children.append(task)
+                    task.number = f"{parent.number}.{len(parent.children)}"
+                else:
+                    task.depth = 0
+                    path_ = (_fold(task.name),)
+                    if current is not None:
+                        current.tasks.append(task)
+                        task.phase_number = current.number
+                        task.number = f"{current.number}.{len(current.tasks)}"
+                    else:
+                        loose.append(task)
+                        task.number = f"0.{len(loose)}"
+                ident = (phase_title, path_)
+                ordinal = seen.get(ident, 0)
+                seen[ident] = ordinal + 1
+                task.key = TaskKey(phase_title, path_, ordinal)
+            stack.append(task)
+        elif token.type == "list_item_close":
+            stack.pop()
+
+    if not phases and loose:
+        # A plan with tasks but no phase headings: treat it as one phase.
+        implicit = Phase(number=1, title="Plan", level=1, line=1, checkpoint=None, implicit=True)
+        for index, task in enumerate(loose, start=1):
+            _renumber(task, f"1.{index}", 1)
+        implicit.tasks = loose
+        phases, loose = [implicit], []
+    return Plan(path=path, phases=phases, loose_tasks=loose, data=data)
+
+
+def _renumber(task: Task, number: str, phase_number: int) -> None:
+    task.number = number
+    task.phase_number = phase_number
+    for index, child in enumerate(task.children, start=1):
+        _renumber(child, f"{number}.{index}", phase_number)
+
+
+def _first_inline(tokens, index):
+    # The inline token of a list item's first paragraph, if the item starts with one.
+    for token in tokens[index + 1: index + 3]:
+        if token.type == "inline":
+            return token
+    return None
+
+
+def _make_task(item_token, inline, mark: str, raw_line: bytes, starts, bom) -> Task | None:
+    line_text = raw_line.decode("utf-8")
+    match = _CHECKBOX_LINE_RE.match(line_text)
+    if not match or match.group(1) != mark:
+        return None  # e.g. a list item inside a blockquote or a second marker on the line
+    line_index = item_token.map[0]
+    offset = bom + starts[line_index] + len(line_text[: match.start(1)].encode("utf-8"))
+    raw = plain_text(inline)
+    raw = _CHECKBOX_TEXT_RE.sub("", raw, count=1) if _CHECKBOX_TEXT_RE.match(raw) else raw[3:].lstrip()
+    name, sha, _checkpoint = clean_name(raw)
+    return Task(number="", name=name, mark=mark, line=line_index + 1, mark_offset=offset,
+                depth=0, phase_number=0, key=TaskKey("", (), 0), sha=sha)
+
+
+def read_plan(path: Path) -> Plan:
+    """Read and parse a plan file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise WorkspaceFormatError("plan.md is missing", path=path,
+                                   hint="write the component's plan first") from exc
+    return parse_plan(data, path)
+
+
+def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
+    """``data`` with the task's mark replaced by the one for ``state`` (one byte)."""
+    mark = STATE_MARK[state].encode("ascii")
+    offset = task.mark_offset
+    if data[offset:offset + 1].decode("ascii", "replace") not in MARKS:
+        raise WorkspaceFormatError(f"task {task.number} mark is not where it was parsed",
+                                   line=task.line)
+    return data[:offset] + mark + data[offset + 1:]
+
+
+def write_task_state(path: Path, key: TaskKey, state: str) -> tuple[Plan, Task, str]:
+    """Re-read plan.md, find the task by key, set its state and write atomically.
+
+    The caller holds the workspace lock. Returns the new plan, the task as it
+    is after the write, and the state it had before.
+    """
+    plan = read_plan(path)
+    task = plan.by_key(key)
+    if task is None:
+        raise TaskNotFound(
+            "the task is no longer in the plan (the file changed meanwhile)", path=path,
+            hint="re-run the command; it re-reads plan.md",
+        )
+    before = task.state
+    if before == state or (MARKS[task.mark] == state):
+        return plan, task, before
+    new_data = set_mark_bytes(plan.data, task, state)
+    atomic_write_bytes(path, new_data)
+    new_plan = parse_plan(new_data, path)
+    return new_plan, new_plan.by_key(key) or task, before

@@ -1,0 +1,62 @@
+"""storages/<id>/verification.json: the append-only log of phase verdicts and overrides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkspaceFormatError
+from .files import atomic_write_bytes
+from .plan import Phase, Plan, _fold
+
+FILE_NAME = "verification.json"
+
+
+@dataclass
+class VerificationLog:
+    path: Path
+    records: list[dict[str, Any]]
+
+    def verdicts(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("kind", "verification") == "verification"]
+
+    def verdict_for(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
+        """The latest verdict recorded for a phase, matched by title, else by number
+        when the recorded title names no phase of the plan any more."""
+        titles = {_fold(p.title) for p in plan.phases}
+        found = None
+        for record in self.verdicts():
+            title = _fold(str(record.get("phase_title", "")))
+            if title == _fold(phase.title) or (
+                title not in titles and record.get("phase") == phase.number
+            ):
+                found = record
+        return found
+
+
+def read_log(path: Path) -> VerificationLog:
+    path = Path(path)
+    if not path.exists():
+        return VerificationLog(path, [])
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise WorkspaceFormatError(f"cannot read the verification log: {exc}", path=path, line=line,
+                                   hint="restore it from git; it is append-only") from exc
+    records = data.get("records") if isinstance(data, dict) else data
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise WorkspaceFormatError("expected a JSON list of records", path=path, line=1,
+                                   hint="restore it from git; it is append-only")
+    return VerificationLog(path, records)
+
+
+def append_record(path: Path, record: dict[str, Any]) -> VerificationLog:
+    """Append one record (caller holds the lock); earlier records are never rewritten."""
+    log = read_log(path)
+    records = [*log.records, record]
+    text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return VerificationLog(path, records)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ConductorError
 from .session import ACTIONS, Session
+from .workspace.context import DOC_NAMES
 
 
 class BadArguments(ConductorError):
@@ -154,3 +155,29 @@ def run(inv: Invocation, session: Session) -> Any:
 def exit_code(result: Any) -> int:
     """0 when the result is good, 1 when it reports failed checks."""
     return int(getattr(result, "exit_code", 0))
+
+
+_TAKES_ID = {"implement", "next", "context", "plan", "verify", "complete"}
+
+
+def complete(words: list[str], session: Session | None) -> list[str]:
+    """Completions for the word being typed, given the words before it (``%conductor`` removed).
+
+    Subcommands first, then task actions, component ids and document names.
+    """
+    if not words:
+        return list(SUBCOMMANDS)
+    command, rest = words[0], words[1:]
+    ids: list[str] = []
+    if session is not None:
+        try:
+            ids = [c.id for c in session.workspace.components()]
+        except ConductorError:
+            ids = []
+    if command == "task":
+        return list(ACTIONS) if not rest else ids
+    if command == "context":
+        return [*ids, *DOC_NAMES] if not rest else list(DOC_NAMES)
+    if command in _TAKES_ID and not rest:
+        return ids
+    return []

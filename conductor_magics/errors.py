@@ -37,7 +37,7 @@ class ConductorError(Exception):
     def __str__(self) -> str:
         text = f"{self.location}: {self.message}" if self.location else self.message
         if self.hint:
-            text += f" ({self.hint})"
+            text += f"; {self.hint}"
         return text
 
     def to_json(self) -> dict:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import getpass
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from .errors import ComponentNotFound, ConductorError, GateClosed
 from .reports import (
@@ -29,8 +28,9 @@ from .reports import (
     TaskResult,
     VerifyResult,
 )
-from .workspace import Component, Plan, Workspace, load_context
+from .workspace import Component, Plan, WorkflowPreferences, Workspace, load_context, read_plan
 from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
+from .workspace.files import atomic_write_bytes
 from .workspace.lint import fix_workspace, lint_workspace
 from .workspace.plan import write_task_state
 from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
@@ -42,50 +42,56 @@ ACTIONS = {"done": "done", "undo": "todo", "start": "in_progress", "skip": "skip
 _SELECTABLE = (IN_PROGRESS, PLANNING)
 
 
-@dataclass
 class LoadedComponent:
-    """A component's context as loaded into the kernel by ``%conductor implement``."""
+    """A component's context as loaded into the kernel by ``%conductor implement``.
 
-    id: str
-    title: str
-    status: str | None
-    folder: Path
-    plan: Plan
-    docs: dict[str, str]
-    missing: list[str]
-    workflow: Any  # WorkflowPreferences
-    metadata: dict[str, Any] = field(default_factory=dict)
+    Documents are attributes (``spec``, ``product``, ``tech_stack``, ``workflow``…);
+    ``plan`` is re-read whenever plan.md changes on disk, so it never goes stale
+    after a task is ticked from another cell, the editor or the CLI.
+    """
+
+    def __init__(self, component: Component, plan: Plan, docs: dict[str, str],
+                 missing: list[str], workflow: WorkflowPreferences):
+        self.id = component.id
+        self.title = component.title
+        self.status = component.status
+        self.folder = component.dir
+        self.docs = docs
+        self.missing = missing
+        self.workflow = workflow
+        self.metadata = dict(component.metadata.data) if component.metadata else {}
+        self._plan = plan
+        self._plan_stamp = _stamp(plan.path)
+
+    @property
+    def plan(self) -> Plan:
+        stamp = _stamp(self._plan.path)
+        if stamp != self._plan_stamp:
+            self._plan = read_plan(self._plan.path)
+            self._plan_stamp = stamp
+        return self._plan
 
     def _doc(self, name: str) -> str:
         return self.docs.get(name, "")
 
-    @property
-    def spec(self) -> str:
-        return self._doc("spec")
-
-    @property
-    def product(self) -> str:
-        return self._doc("product")
-
-    @property
-    def tech_stack(self) -> str:
-        return self._doc("tech-stack")
-
-    @property
-    def storage_standards(self) -> str:
-        return self._doc("storage-standards")
-
-    @property
-    def storage_template(self) -> str:
-        return self._doc("storage-template")
-
-    @property
-    def plan_text(self) -> str:
-        return self._doc("plan")
+    spec = property(lambda self: self._doc("spec"), doc="spec.md")
+    product = property(lambda self: self._doc("product"), doc="product.md")
+    tech_stack = property(lambda self: self._doc("tech-stack"), doc="tech-stack.md")
+    storage_standards = property(lambda self: self._doc("storage-standards"), doc="storage-standards.md")
+    storage_template = property(lambda self: self._doc("storage-template"), doc="storage-template.md")
+    workflow_text = property(lambda self: self._doc("workflow"), doc="workflow.md")
 
     def __repr__(self) -> str:
         return (f"<LoadedComponent {self.id!r} ({self.status}): {len(self.docs)} documents, "
                 f"{len(self.plan.phases)} phases, missing={self.missing}>")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 @dataclass
@@ -229,12 +235,8 @@ class Session:
 
     def load(self, component: Component, plan: Plan | None = None) -> LoadedComponent:
         context = load_context(self.workspace.dir, component.dir, component.id)
-        return LoadedComponent(
-            id=component.id, title=component.title, status=component.status, folder=component.dir,
-            plan=plan or component.read_plan(), docs=context.docs, missing=context.missing,
-            workflow=context.workflow_preferences,
-            metadata=dict(component.metadata.data) if component.metadata else {},
-        )
+        return LoadedComponent(component, plan or component.read_plan(), context.docs,
+                               context.missing, context.workflow_preferences)
 
     def _next(self, component: Component, plan: Plan, states: list[PhaseState]) -> NextResult:
         task = plan.next_task()
@@ -307,6 +309,11 @@ class Session:
                         hint=f"verify it first (`conductor verify {component.id} --phase "
                              f"{_blocker_number(states)} --confirm NOTE`) or pass --force")
                 forced = True
+            status = IN_PROGRESS if component.status == PLANNING and target != "todo" else None
+            # Validate metadata.json and tracks.md before plan.md is written, so a malformed
+            # file there leaves every file unchanged.
+            status_edits = (self.workspace.status_edits(component, status, self.clock())
+                            if task.state != target else [])
             new_plan, new_task, before = write_task_state(component.plan_path, task.key, target)
             changed = before != target
             previous_status = component.status
@@ -318,8 +325,8 @@ class Session:
                         "reason": reason or state.lock_reason, "by": self.user,
                         "at": self.clock().isoformat(timespec="seconds"),
                     })
-                status = IN_PROGRESS if component.status == PLANNING and target != "todo" else None
-                self.workspace.write_status(component, status, self.clock())
+                for path, data in status_edits:
+                    atomic_write_bytes(path, data)
         new_states = self.phase_states(component, new_plan)
         phase_state = new_states[new_task.phase_number - 1] if new_task.phase_number else None
         return TaskResult(component=component, task=new_task, before=before, after=new_task.state,
@@ -363,8 +370,10 @@ class Session:
             "open_tasks": [t.number for t in open_items],
         }
         with self.workspace.lock():
+            status_edits = self.workspace.status_edits(component, None, self.clock())
             append_record(component.verification_path, record)
-            self.workspace.write_status(component, None, self.clock())
+            for path, data in status_edits:
+                atomic_write_bytes(path, data)
         new_state = self.phase_states(component, plan)[current.phase.number - 1]
         return VerifyResult(component, new_state, recorded=record)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ from ..errors import ComponentNotFound, ConductorError, WorkspaceFormatError, Wo
 from .files import atomic_write_bytes, workspace_lock
 from .metadata import Metadata, edited_text, read_metadata
 from .plan import Plan, read_plan
-from .status import can_transition
-from .tracks import TrackRow, Tracks, edited_tracks_bytes, read_tracks
+from .status import STATUSES, can_transition
+from .tracks import TrackRow, Tracks, edited_tracks_bytes, parse_tracks, read_tracks
 
 FOLDER = "storage-conductor"
 ROOT_ENV = "CONDUCTOR_ROOT"
@@ -192,12 +193,25 @@ class Workspace:
 
     def write_status(self, component: Component, status: str | None, moment: datetime) -> None:
         """Set a component's status (and move its updated timestamps) in metadata.json and
-        its tracks.md row together. Both new contents are computed before either file is
-        written, so bad input in one file changes neither. The caller holds the lock."""
-        meta_new: bytes | None = None
+        its tracks.md row together. The caller holds the lock."""
+        for path, data in self.status_edits(component, status, moment):
+            atomic_write_bytes(path, data)
+
+    def status_edits(self, component: Component, status: str | None,
+                     moment: datetime) -> list[tuple[Path, bytes]]:
+        """The new bytes of metadata.json and tracks.md for :meth:`write_status`, computed and
+        validated without writing anything, so bad input in either file changes neither (and
+        a caller can validate before it writes other files, e.g. plan.md)."""
+        edits: list[tuple[Path, bytes]] = []
         meta_path = component.metadata_path
         if meta_path.is_file():
             meta = read_metadata(meta_path)
+            raw = meta.get("status")
+            if raw is not None and meta.status is None:
+                raise WorkspaceFormatError(
+                    f"unknown status {json.dumps(raw, ensure_ascii=False)}",
+                    path=meta_path, line=meta.line_of(meta.key_for("status") or "status"),
+                    hint="expected " + ", ".join(STATUSES))
             if status is not None and meta.status is not None and not can_transition(meta.status, status):
                 raise WorkspaceFormatError(
                     f"component '{component.id}' cannot go from {meta.status} to {status}",
@@ -208,13 +222,31 @@ class Workspace:
             text = edited_text(meta, changes)
             if text != meta.text:
                 bom = b"\xef\xbb\xbf" if meta_path.read_bytes().startswith(b"\xef\xbb\xbf") else b""
-                meta_new = bom + text.encode("utf-8")
-        tracks_new: bytes | None = None
+                edits.append((meta_path, bom + text.encode("utf-8")))
         if self.tracks_path.is_file():
             data = self.tracks_path.read_bytes()
+            _check_row(parse_tracks(data, self.tracks_path), component.id)
             edited = edited_tracks_bytes(data, self.tracks_path, component.id, status=status, updated=moment)
-            tracks_new = edited if edited != data else None
-        if meta_new is not None:
-            atomic_write_bytes(meta_path, meta_new)
-        if tracks_new is not None:
-            atomic_write_bytes(self.tracks_path, tracks_new)
+            if edited != data:
+                edits.append((self.tracks_path, edited))
+        return edits
+
+
+def _check_row(tracks: Tracks, storage_id: str) -> None:
+    """Refuse to edit a tracks.md row that is ambiguous or has no readable status."""
+    rows = [r for r in tracks.rows if r.id == storage_id]
+    if not rows:
+        return
+    row = rows[0]
+    if len(rows) > 1:
+        lines = ", ".join(str(r.line) for r in rows)
+        raise WorkspaceFormatError(f"id '{storage_id}' appears {len(rows)} times (lines {lines})",
+                                   path=tracks.path, line=row.line,
+                                   hint="keep one row per component")
+    if row.form == "table" and row.status is None:
+        missing = next((p for p in tracks.problems if p.code == "tracks-no-status-column"), None)
+        if missing is not None:
+            raise WorkspaceFormatError(missing.message, path=tracks.path, line=missing.line)
+        raise WorkspaceFormatError(f"unknown status '{row.status_text or ''}' for '{storage_id}'",
+                                   path=tracks.path, line=row.line,
+                                   hint="expected " + ", ".join(STATUSES))

@@ -74,7 +74,9 @@ def lint_workspace(ws: Workspace) -> list[Problem]:
                                     f"context document '{name}' is missing"))
         else:
             problems.extend(_utf8_problems(path))
-    for component in ws.components(tracks) if tracks is not None or ws.storages_dir.is_dir() else []:
+    # An unreadable tracks.md is reported above; list the storages/ folders without re-reading it.
+    listing = tracks if tracks is not None else Tracks(ws.tracks_path, [], [], None)
+    for component in ws.components(listing) if tracks is not None or ws.storages_dir.is_dir() else []:
         problems.extend(lint_component(ws, component, tracks))
     for folder in [ws.dir, ws.storages_dir, *[ws.storages_dir / i for i in ws.folder_ids()]]:
         for tmp in stale_temp_files(folder):

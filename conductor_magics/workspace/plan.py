@@ -288,7 +288,7 @@ def decode_markdown(data: bytes, path: Path) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
+        line = len(_NEWLINE_RE.findall(body[: exc.start])) + 1  # LF, CRLF or lone CR
         raise WorkspaceFormatError(
             f"not valid UTF-8 (byte 0x{body[exc.start]:02x})", path=path, line=line,
             hint="save the file as UTF-8",

@@ -1,0 +1,127 @@
+"""``%conductor``: the notebook edge over the session (same parser as the CLI).
+
+Thin on purpose: parse the line with the shared parser, call the session,
+display the result. Errors show as one line (``UsageError``), no traceback.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import Markdown, display
+from traitlets import Bool, Unicode
+from traitlets.config import Configurable
+
+from .commands import SUBCOMMANDS, BadArguments, ParserExit, build_parser, complete, parse, run
+from .errors import ConductorError
+from .notebook_html import to_html
+from .reports import ContextResult
+from .session import Session
+
+
+class Conductor(Configurable):
+    """Settings of ``%conductor`` (``%config Conductor.root = '...'``)."""
+
+    root = Unicode(None, allow_none=True, config=True,
+                   help="Project folder holding storage-conductor/ (default: $CONDUCTOR_ROOT, "
+                        "else the nearest one above the working directory).")
+    variable = Unicode("conductor", config=True,
+                       help="Name of the kernel variable that `%conductor implement` fills with the "
+                            "loaded component (spec, plan, workflow, …).")
+    user = Unicode(None, allow_none=True, config=True,
+                   help="Name recorded on verifications (default: git user.name, else the OS user).")
+    rich = Bool(True, config=True, help="Show HTML/Markdown output; False shows plain text.")
+
+
+def _help_text() -> str:
+    parser = build_parser("%conductor")
+    text = parser.format_help()
+    subparsers = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    for name in SUBCOMMANDS:
+        text += "\n" + subparsers[name].format_usage().replace("usage: ", "")
+    return text
+
+
+@magics_class
+class ConductorMagics(Magics):
+    """The ``%conductor`` line (and cell) magic."""
+
+    def __init__(self, shell, settings: Conductor):
+        super().__init__(shell)
+        self.settings = settings
+
+    def session(self, root: str | None) -> Session:
+        return Session.open(root=root or self.settings.root, user=self.settings.user or None)
+
+    @line_cell_magic
+    def conductor(self, line: str, cell: str | None = None):
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%conductor: cannot parse the line: {exc}") from None
+        try:
+            inv = parse(argv, prog="%conductor")
+            if cell is not None and cell.strip():
+                raise BadArguments(f"'{inv.command}' takes no cell body", "use %conductor, not %%conductor")
+            session = self.session(inv.root)
+            result = run(inv, session)
+        except ParserExit:
+            return None  # --help was printed
+        except ConductorError as exc:
+            raise UsageError(str(exc)) from None
+        if inv.command == "implement":
+            self.shell.push({self.settings.variable: result.loaded})
+        self._show(result)
+        return None
+
+    def _show(self, result) -> None:
+        if not self.settings.rich:
+            print(result.to_text())
+        elif isinstance(result, ContextResult):
+            for name, text in result.docs.items():
+                display(Markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}"))
+            if result.missing:
+                display(Markdown("*missing:* " + ", ".join(result.missing)))
+        else:
+            # text/plain rides along for consoles, nbconvert --to script and CI logs.
+            display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
+
+
+ConductorMagics.conductor.__doc__ = _help_text()
+
+
+def _matcher(settings: Conductor):
+    @context_matcher()
+    def conductor_matcher(context: CompletionContext) -> dict:
+        words = context.text_until_cursor.split()
+        if not words or words[0].lstrip("%") != "conductor":
+            return {"completions": [], "suppress": False}
+        words = words[1:]
+        if not context.text_until_cursor[-1:].isspace() and words:
+            words = words[:-1]  # the word being typed
+        try:
+            session = Session.open(root=settings.root)
+        except ConductorError:
+            session = None
+        found = [w for w in complete(words, session) if w.startswith(context.token)]
+        return {"completions": [SimpleCompletion(w, type="conductor") for w in found],
+                "suppress": True}
+
+    return conductor_matcher
+
+
+def load(shell) -> None:
+    """Register the magics, their settings (for ``%config``) and tab completion.
+
+    Loading again (``%reload_ext``) replaces what an earlier load registered.
+    """
+    shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, Conductor)]
+    matchers = shell.Completer.custom_matchers
+    matchers[:] = [m for m in matchers if getattr(m, "__name__", "") != "conductor_matcher"]
+    settings = Conductor(parent=shell)
+    shell.configurables.append(settings)
+    shell.register_magics(ConductorMagics(shell, settings))
+    matchers.append(_matcher(settings))

@@ -1,0 +1,64 @@
+"""The core (workspace/, session, CLI) never imports Jupyter."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+CORE_MODULES = [
+    "conductor_magics",
+    "conductor_magics.workspace",
+    "conductor_magics.session",
+    "conductor_magics.commands",
+    "conductor_magics.reports",
+    "conductor_magics.cli",
+    "conductor_magics.notebook_html",
+]
+JUPYTER = ["IPython", "ipywidgets", "ipykernel", "traitlets", "jupyter_client", "nbformat"]
+
+
+def test_core_imports_no_jupyter():
+    code = (
+        "import sys, importlib\n"
+        f"for name in {CORE_MODULES!r}: importlib.import_module(name)\n"
+        f"loaded = sorted(m for m in {JUPYTER!r} if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"core imported Jupyter modules: {out.stdout.strip()}"
+
+
+def test_the_check_itself_detects_a_jupyter_import():
+    # Guards against a check that cannot fail: the magics module does import IPython.
+    code = "import sys, conductor_magics.magics; print('IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+FORBIDDEN_IN_WORKSPACE = {"IPython", "ipywidgets", "ipykernel", "traitlets", "sqlalchemy",
+                          "alembic", "pandas"}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(relative level, module) for every import in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((0, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.level, node.module or ""))
+    return found
+
+
+def test_workspace_layer_imports_only_files_and_errors():
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "workspace"
+    files = sorted(folder.glob("*.py"))
+    assert len(files) >= 8
+    for path in files:
+        for level, module in _imports(path):
+            top = module.split(".")[0]
+            assert top not in FORBIDDEN_IN_WORKSPACE, f"{path.name} imports {module}"
+            if level >= 2:  # reaching out of workspace/ into the package
+                assert module == "errors", f"{path.name} imports ..{module} (only ..errors is allowed)"

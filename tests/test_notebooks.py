@@ -1,0 +1,25 @@
+"""The example notebooks execute headless (nbclient) on a copy of the example workspace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import EXAMPLE, REPO
+
+
+def test_getting_started_runs_and_verifies_phase_one(tmp_path: Path):
+    shutil.copytree(EXAMPLE, tmp_path / "storage-conductor")
+    nb = nbformat.read(REPO / "example_notebooks" / "getting_started.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    log = json.loads((tmp_path / "storage-conductor/storages/orders_db/verification.json").read_text())
+    assert [r["phase"] for r in log if r["kind"] == "verification"] == [1]
+    refused = [o for c in nb.cells for o in c.get("outputs", []) if "refused:" in o.get("text", "")]
+    assert refused, "the notebook should show the locked phase 2 being refused"

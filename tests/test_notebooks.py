@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-
 from conftest import EXAMPLE, REPO
+from nbclient import NotebookClient
 
 
 def test_getting_started_runs_and_verifies_phase_one(tmp_path: Path):

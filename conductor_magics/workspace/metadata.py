@@ -143,7 +143,7 @@ def edited_text(meta: Metadata, changes: dict[str, Any]) -> str:
         key = meta.key_for(field)
         old = meta.data.get(key) if key else None
         if field == "status":
-            value = styled(value, old if isinstance(old, str) else None)
+            value = styled(value, old if isinstance(old, str) else None, lower_joiner="_")
         elif isinstance(value, datetime):
             like = old if isinstance(old, str) else _sibling_timestamp(meta)
             value = format_like(value, like)

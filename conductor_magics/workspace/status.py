@@ -36,7 +36,9 @@ _WORD_RE = re.compile(
 
 #: Allowed transitions (same status is always a no-op).
 TRANSITIONS = {
-    PLANNING: {IN_PROGRESS, BLOCKED, CANCELLED},
+    # Planning → Completed happens only through `complete`, which checks every gate first
+    # (e.g. a plan whose phases all carry [checkpoint: …] from another conductor tool).
+    PLANNING: {IN_PROGRESS, BLOCKED, CANCELLED, COMPLETED},
     IN_PROGRESS: {COMPLETED, BLOCKED, CANCELLED, REVERTED, PLANNING},
     BLOCKED: {IN_PROGRESS, PLANNING, CANCELLED},
     COMPLETED: {REVERTED, IN_PROGRESS},
@@ -71,12 +73,16 @@ def find_status_word(text: str) -> tuple[int, int] | None:
     return match.span(1) if match else None
 
 
-def styled(status: str, like: str | None) -> str:
-    """``status`` written in the style of an existing value (``in_progress``, ``IN PROGRESS``…)."""
+def styled(status: str, like: str | None, lower_joiner: str = " ") -> str:
+    """``status`` written in the style of an existing value (``in_progress``, ``IN PROGRESS``…).
+
+    ``lower_joiner`` joins words when ``like`` is one lower-case word (``new``) that does not
+    show how words are joined: ``_`` for JSON values (Gemini style), a space in tables.
+    """
     if not like:
         return status
     letters = [c for c in like if c.isalpha()]
-    if "_" in like:
+    if "_" in like or (lower_joiner == "_" and like.islower() and " " not in like.strip()):
         word = status.lower().replace(" ", "_")
     elif "-" in like and " " not in like.strip():
         word = status.lower().replace(" ", "-")

@@ -232,9 +232,10 @@ def _table_row(line: str, lineno: int, columns: dict[str, int]) -> TrackRow | No
     if id_cell is None:
         return None
     storage_id = _plain(id_cell.text)
-    if not storage_id:
+    if not storage_id or "/" in storage_id:
+        # ``[](storages/x/)``: _plain falls back to the link target, which names the folder.
         link = _LINK_RE.search(id_cell.text)
-        storage_id = link.group(1) if link else ""
+        storage_id = link.group(1) if link else storage_id
     status_cell = by_name.get("status")
     return TrackRow(id=storage_id, line=lineno, form="table", cells=by_name,
                     title=_plain(by_name["title"].text) if "title" in by_name else None,

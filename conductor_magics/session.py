@@ -370,6 +370,10 @@ class Session:
             "open_tasks": [t.number for t in open_items],
         }
         with self.workspace.lock():
+            # Another kernel may have confirmed this phase since it was read above.
+            if read_log(component.verification_path).verdict_for(current.phase, plan) is not None:
+                state = self.phase_states(component, plan)[current.phase.number - 1]
+                return VerifyResult(component, state, recorded=None, already=True)
             status_edits = self.workspace.status_edits(component, None, self.clock())
             append_record(component.verification_path, record)
             for path, data in status_edits:

@@ -314,7 +314,7 @@ class Session:
             # file there leaves every file unchanged.
             status_edits = (self.workspace.status_edits(component, status, self.clock())
                             if task.state != target else [])
-            new_plan, new_task, before = write_task_state(component.plan_path, task.key, target)
+            new_plan, new_task, before = write_task_state(component.plan_path, task.key, target, plan)
             changed = before != target
             previous_status = component.status
             if changed:

@@ -12,7 +12,7 @@ EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 
 
 @pytest.fixture
-def example_project(tmp_path: Path) -> Path:
+def project(tmp_path: Path) -> Path:
     """A project folder holding a copy of the example storage-conductor/ workspace."""
     project = tmp_path / "project"
     project.mkdir()

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 CONDUCTOR = Path(sys.executable).parent / "conductor"
 
 
@@ -48,14 +45,6 @@ def snapshot(folder: Path) -> dict[str, str]:
             with open(path, "rb") as handle:
                 found[os.path.join(rel, name)] = hashlib.sha256(handle.read()).hexdigest()
     return found
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(EXAMPLE, root / "storage-conductor")
-    return root
 
 
 # -- mutations ------------------------------------------------------------------------------

@@ -6,15 +6,12 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 CONDUCTOR = Path(sys.executable).parent / "conductor"
 
 COMPONENT_KEYS = ["id", "title", "status", "storage_type", "backend", "tasks_total", "tasks_done",
@@ -42,14 +39,6 @@ def cli_json(root: Path, *args: str, code: int = 0):
     proc = cli(root, *args, "--json")
     assert proc.returncode == code, (args, proc.returncode, proc.stdout, proc.stderr)
     return json.loads(proc.stdout)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(EXAMPLE, root / "storage-conductor")
-    return root
 
 
 # -- an independent reading of plan.md (regexes, not the project's parser) -----------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,8 +16,6 @@ import pytest
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 CONDUCTOR = Path(sys.executable).parent / "conductor"
 
 #: A Session API writer: waits for the go file, then ticks its share of the tasks; with
@@ -51,14 +48,6 @@ WRITER = textwrap.dedent("""
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "CONDUCTOR_ROOT"}
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(EXAMPLE, root / "storage-conductor")
-    return root
 
 
 def item_numbers(plan_path: Path) -> list[tuple[str, str, str]]:

@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 CONDUCTOR = Path(sys.executable).parent / "conductor"
 
 MIN_TICKS = 300

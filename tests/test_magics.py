@@ -20,8 +20,8 @@ def shell():
 
 
 @pytest.fixture
-def ip(shell, example_project: Path):
-    shell.run_line_magic("config", f"Conductor.root = {str(example_project)!r}")
+def ip(shell, project: Path):
+    shell.run_line_magic("config", f"Conductor.root = {str(project)!r}")
     shell.run_line_magic("config", "Conductor.user = 'tester'")
     shell.run_line_magic("config", "Conductor.variable = 'conductor'")
     shell.user_ns.pop("conductor", None)
@@ -49,7 +49,7 @@ def test_status_renders_a_table_with_progress_bars_and_plain_text(ip):
     assert "orders_db" in plain and "0/38" in plain
 
 
-def test_implement_loads_context_into_the_kernel(ip, example_project):
+def test_implement_loads_context_into_the_kernel(ip, project):
     cap, result = run(ip, "%conductor implement orders_db")
     assert result.success, cap.stderr
     loaded = ip.user_ns["conductor"]
@@ -57,11 +57,11 @@ def test_implement_loads_context_into_the_kernel(ip, example_project):
     assert "Query Patterns" in loaded.spec
     assert loaded.workflow.commits == "per-task"
     assert len(loaded.plan.phases) == 8
-    meta = json.loads((example_project / "storage-conductor/storages/orders_db/metadata.json").read_text())
+    meta = json.loads((project / "storage-conductor/storages/orders_db/metadata.json").read_text())
     assert meta["status"] == "In Progress"
 
 
-def test_loaded_plan_follows_edits_made_elsewhere(ip, example_project):
+def test_loaded_plan_follows_edits_made_elsewhere(ip, project):
     run(ip, "%conductor implement orders_db")
     loaded = ip.user_ns["conductor"]
     assert loaded.plan.phases[0].tasks[0].state == "todo"
@@ -76,8 +76,8 @@ def test_variable_name_is_configurable(ip):
     assert "conductor" not in ip.user_ns
 
 
-def test_errors_are_one_line_without_traceback(ip, example_project):
-    plan = example_project / "storage-conductor/storages/orders_db/plan.md"
+def test_errors_are_one_line_without_traceback(ip, project):
+    plan = project / "storage-conductor/storages/orders_db/plan.md"
     before = plan.read_bytes()
     cap, result = run(ip, "%conductor task done orders_db no-such-task-anywhere")
     assert isinstance(result.error_in_exec, UsageError)
@@ -117,7 +117,7 @@ def test_tab_completion_of_subcommands_and_ids(ip):
     assert actions == ["done"]
 
 
-def test_gate_flow_through_magics(ip, example_project):
+def test_gate_flow_through_magics(ip, project):
     run(ip, "%conductor implement customer_events")
     for ref in ("1.1.1", "1.1.2", "1.1", "1.2", "1.3"):
         cap, result = run(ip, f"%conductor task done customer_events {ref}")
@@ -127,7 +127,7 @@ def test_gate_flow_through_magics(ip, example_project):
     assert "locked" in cap.stderr
     cap, result = run(ip, '%conductor verify customer_events --phase 1 --confirm "reviewed the DDL"')
     assert result.success, cap.stderr
-    log = json.loads((example_project / "storage-conductor/storages/customer_events/verification.json").read_text())
+    log = json.loads((project / "storage-conductor/storages/customer_events/verification.json").read_text())
     assert log[-1]["phase"] == 1 and log[-1]["by"] == "tester" and log[-1]["note"] == "reviewed the DDL"
     _cap, result = run(ip, "%conductor task done customer_events 2.1")
     assert result.success
@@ -139,8 +139,8 @@ def test_context_shows_markdown(ip):
     assert any("text/markdown" in o.data and "Query Patterns" in o.data["text/markdown"] for o in cap.outputs)
 
 
-def test_lint_shows_findings(ip, example_project):
-    (example_project / "storage-conductor/storages/orders_db/spec.md").unlink()
+def test_lint_shows_findings(ip, project):
+    (project / "storage-conductor/storages/orders_db/spec.md").unlink()
     cap, result = run(ip, "%conductor lint")
     assert result.success  # findings are shown, not raised
     assert "spec.md is missing" in html_of(cap)

@@ -508,3 +508,16 @@ def test_write_task_state_after_phase_rename_uses_unique_path(tmp_path):
     assert task.state == "done"
     assert path.read_bytes() == b"## Phase 1: New name\n- [x] a\n"
     assert new_plan.phases[0].title == "Phase 1: New name"
+
+
+def test_plan_updated_in_place_matches_a_fresh_parse(tmp_path):
+    path = tmp_path / "plan.md"
+    path.write_bytes(b"## Phase 1: A\n- [ ] one\n  - [ ] sub\n- [~] two\n## Phase 2: B\n- [ ] three\n")
+    plan = read_plan(path)
+    for number, state in (("1.1.1", "done"), ("1.2", "skipped"), ("2.1", "blocked"), ("1.1.1", "todo")):
+        plan, _task, _before = write_task_state(path, plan.find(number).key, state, plan)
+        fresh = read_plan(path)
+        assert plan.data == fresh.data == path.read_bytes()
+        assert [(t.number, t.mark, t.mark_offset) for t in plan.items()] == \
+               [(t.number, t.mark, t.mark_offset) for t in fresh.items()]
+        assert plan.counts() == fresh.counts()

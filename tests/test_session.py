@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE
 
 from conductor_magics.errors import ComponentNotFound, ConductorError, GateClosed, TaskNotFound
 from conductor_magics.session import Session
@@ -17,7 +18,6 @@ from conductor_magics.workspace.plan import read_plan
 from conductor_magics.workspace.status import COMPLETED, IN_PROGRESS, PLANNING
 from conductor_magics.workspace.tracks import read_tracks
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "example_notebooks" / "storage-conductor"
 NOW = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 

@@ -428,13 +428,17 @@ def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
     return data[:offset] + mark + data[offset + 1:]
 
 
-def write_task_state(path: Path, key: TaskKey, state: str) -> tuple[Plan, Task, str]:
-    """Re-read plan.md, find the task by key, set its state and write atomically.
+def write_task_state(path: Path, key: TaskKey, state: str,
+                     plan: Plan | None = None) -> tuple[Plan, Task, str]:
+    """Set a task's state in plan.md, writing atomically; the caller holds the lock.
 
-    The caller holds the workspace lock. Returns the new plan, the task as it
-    is after the write, and the state it had before.
+    ``plan`` is the plan as the caller read it under that lock (re-read here when not
+    given), so an edit made before the lock was taken is never overwritten. A tick
+    changes one byte and no offsets, so the plan is updated in place rather than
+    parsed again. Returns the plan, the task and the state it had before.
     """
-    plan = read_plan(path)
+    if plan is None:
+        plan = read_plan(path)
     task = plan.by_key(key)
     if task is None:
         raise TaskNotFound(
@@ -442,9 +446,10 @@ def write_task_state(path: Path, key: TaskKey, state: str) -> tuple[Plan, Task, 
             hint="re-run the command; it re-reads plan.md",
         )
     before = task.state
-    if before == state or (MARKS[task.mark] == state):
+    if before == state:
         return plan, task, before
     new_data = set_mark_bytes(plan.data, task, state)
     atomic_write_bytes(path, new_data)
-    new_plan = parse_plan(new_data, path)
-    return new_plan, new_plan.by_key(key) or task, before
+    task.mark = STATE_MARK[state]
+    plan.data = new_data
+    return plan, task, before

@@ -12,7 +12,19 @@ fi
 
 if ! command -v git >/dev/null 2>&1; then
     echo "bootstrap: installing git (apt)"
-    apt-get update -qq && apt-get install -y -qq git >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
+fi
+
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server binaries for the test suite's throw-away clusters.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "bootstrap: installing PostgreSQL (apt)"
+    apt_install postgresql
 fi
 
 if [ ! -x .venv/bin/python ]; then

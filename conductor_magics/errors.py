@@ -76,3 +76,14 @@ class ChecksFailed(ConductorError):
     """Checks ran and found problems (lint findings, failed verification)."""
 
     exit_code = 1
+
+
+class DatabaseError(ConductorError):
+    """A database step failed (connection, statement, migration). Messages never hold a
+    password: engine errors are scrubbed before they are wrapped."""
+
+    exit_code = 1
+
+
+class UnsupportedByDialect(ConductorError):
+    """The connected dialect cannot do this step; the message says which and why."""

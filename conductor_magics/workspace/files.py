@@ -117,3 +117,18 @@ def workspace_lock(workspace_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> Iter
         yield
     finally:
         lock.release()
+
+
+def ensure_gitignore(folder: Path, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Add the missing ``patterns`` to ``folder/.gitignore`` (created if needed).
+
+    Returns whether the file changed; lines already there are kept as they are.
+    """
+    path = Path(folder) / ".gitignore"
+    existing = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    missing = [line for line in patterns if line not in existing]
+    if not missing:
+        return False
+    text = "\n".join([*existing, *missing]) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return True

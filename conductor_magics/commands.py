@@ -8,7 +8,9 @@ its result object. The CLI prints it; the magics display it.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ConductorError
@@ -90,16 +92,69 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--confirm", metavar="NOTE", help="record the phase as verified with this note")
     p.add_argument("--by", metavar="NAME", help="who confirms (default: git user.name, else the OS user)")
     p.add_argument("--force", action="store_true", help="verify a phase that still has open tasks")
+    p.add_argument("--run-checks", action="store_true",
+                   help="run the automated checks for the phase's kind against the live database")
+    p.add_argument("--waive", action="append", default=[], metavar="CHECK=REASON",
+                   help="accept a failed check with a written reason (recorded; repeatable)")
+    p.add_argument("--url", help="database URL for --run-checks")
     p = add("complete", "mark the component Completed (every phase must be verified)")
     p.add_argument("id", nargs="?", help="component id")
     p = add("lint", "check every workspace file; exit 1 when something is found")
     p.add_argument("--fix", action="store_true",
                    help="apply safe fixes (tracks.md status follows metadata.json, metadata id "
                         "follows the folder, stale temp files removed)")
+
+    # -- engine commands: --url and --id on each; cell bodies come from --file in a shell --
+    database = ConductorArgumentParser(add_help=False)
+    database.add_argument("--url", help="SQLAlchemy URL (default: the connected one, "
+                                         "$CONDUCTOR_DATABASE_URL, else storages/<id>/dev.sqlite)")
+    database.add_argument("--id", dest="component", metavar="ID", help="component id (default: the active one)")
+    body = ConductorArgumentParser(add_help=False)
+    body.add_argument("--file", metavar="F", help="read the cell body from F ('-' for stdin)")
+
+    def add_db(name: str, help_: str, with_body: bool = False) -> argparse.ArgumentParser:
+        parents = [common, database, body] if with_body else [common, database]
+        return sub.add_parser(name, help=help_, description=help_, parents=parents)
+
+    p = add_db("connect", "connect to the component's database and say which (password masked)")
+    p.add_argument("target_url", nargs="?", metavar="URL", help="SQLAlchemy URL to connect to")
+    p.add_argument("--from-jupysql", action="store_true",
+                   help="reuse JupySQL's current connection (notebook only)")
+    p = add_db("schema", "declare the target schema (cell/--file: DDL), or show it", with_body=True)
+    p.add_argument("words", nargs="*", metavar="[declare|show] [ID]",
+                   help="declare (default with a body) or show (default without)")
+    p.add_argument("--apply", action="store_true",
+                   help="also apply the DDL to the live database (only when workflow.md says "
+                        "migrations are automatic)")
+    p.add_argument("--live", action="store_true", help="show: reflect the live database instead")
+    p = add_db("migrate", "versioned migrations with Alembic in storages/<id>/migrations/")
+    p.add_argument("action", choices=MIGRATE_ACTIONS, help="what to do")
+    p.add_argument("target", nargs="?", metavar="REV",
+                   help="up: target (default head); down: target (default -1); sql: range; "
+                        "lint: revision")
+    p.add_argument("-m", "--message", help="new: the revision's message")
+    p.add_argument("--empty", action="store_true", help="new: a hand-written revision (data migration)")
+    add_db("sql", "run SQL (cell/--file); the last result as a table with elapsed time", with_body=True)
+    p = add_db("txn", "run the cell in one transaction: commit on success, roll back on any error",
+               with_body=True)
+    p.add_argument("--isolation", metavar="LEVEL",
+                   help="read committed, repeatable read, serializable, read uncommitted")
+    p.add_argument("--python", action="store_true",
+                   help="the body is Python using `conn` (the transaction's connection)")
+    p = add_db("integrity", "constraint inventory, violation probes (rolled back) and data checks")
+    p.add_argument("id", nargs="?", help="component id")
+    p = add_db("crud", "insert/read/update/delete generated rows per table, rolled back, timed")
+    p.add_argument("table", nargs="?", help="one table (default: every table)")
+    p.add_argument("--rows", type=int, default=5, help="rows per table (default 5)")
     return parser
 
 
-SUBCOMMANDS = ("status", "implement", "next", "context", "plan", "task", "verify", "complete", "lint")
+MIGRATE_ACTIONS = ("new", "up", "down", "history", "current", "sql", "check", "lint")
+WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "verify", "complete", "lint")
+ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud")
+SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
+#: commands whose cell body (or --file) is their input
+BODY_COMMANDS = ("schema", "sql", "txn")
 
 
 @dataclass
@@ -126,9 +181,44 @@ def split_task_target(session: Session, words: list[str]) -> tuple[str | None, s
     return None, " ".join(words)
 
 
-def run(inv: Invocation, session: Session) -> Any:
-    """Carry out one parsed command; returns the session's result object."""
+def parse_waivers(items: list[str]) -> dict[str, str]:
+    """``["CHECK=REASON", …]`` → {check: reason}."""
+    waivers = {}
+    for item in items:
+        check, sep, reason = item.partition("=")
+        if not sep or not check.strip():
+            raise BadArguments(f"--waive takes CHECK=REASON, got '{item}'")
+        waivers[check.strip()] = reason.strip()
+    return waivers
+
+
+def read_body(inv: Invocation, cell: str | None) -> str | None:
+    """The command's body: the cell (magics) or ``--file`` (CLI; ``-`` is stdin)."""
+    path = getattr(inv.args, "file", None)
+    if path:
+        if cell is not None and cell.strip():
+            raise BadArguments("give the body either in the cell or with --file, not both")
+        if path == "-":
+            return sys.stdin.read()
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConductorError(f"cannot read {path}: {exc.strerror}", path=path) from None
+    return cell
+
+
+def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
+        engine: Any = None, namespace: dict | None = None) -> Any:
+    """Carry out one parsed command; returns the session's (or live database's) result.
+
+    ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
+    when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells.
+    """
     a = inv.args
+    if inv.command in ENGINE_COMMANDS:
+        return run_engine(inv, session, read_body(inv, body), url, engine, namespace)
+    if body is not None and body.strip():
+        raise BadArguments(f"'{inv.command}' takes no cell body", "use %conductor, not %%conductor")
     match inv.command:
         case "status":
             return session.status()
@@ -144,7 +234,9 @@ def run(inv: Invocation, session: Session) -> Any:
             storage_id, ref = split_task_target(session, a.target)
             return session.task(a.action, ref, storage_id, force=a.force, reason=a.reason)
         case "verify":
-            return session.verify(a.id, a.phase, note=a.confirm, by=a.by, force=a.force)
+            return session.verify(a.id, a.phase, note=a.confirm, by=a.by, force=a.force,
+                                  run_checks=a.run_checks, waivers=parse_waivers(a.waive),
+                                  url=a.url or url, engine=None if a.url else engine)
         case "complete":
             return session.complete(a.id)
         case "lint":
@@ -152,12 +244,52 @@ def run(inv: Invocation, session: Session) -> Any:
     raise BadArguments(f"unknown command '{inv.command}'")
 
 
+def run_engine(inv: Invocation, session: Session, body: str | None, url: str | None,
+               engine: Any, namespace: dict | None) -> Any:
+    a = inv.args
+    command = inv.command
+    if command in BODY_COMMANDS and command != "schema" and not (body or "").strip():
+        raise BadArguments(f"'{command}' needs a body: a %%conductor {command} cell, or --file F")
+    explicit = a.url or (getattr(a, "target_url", None) if command == "connect" else None)
+    component = a.component or (a.id if command == "integrity" else None)
+    words = list(getattr(a, "words", []) or [])
+    action = None
+    if command == "schema":
+        action = words.pop(0) if words and words[0] in ("declare", "show") else (
+            "declare" if (body or "").strip() else "show")
+        if words:
+            component = component or words.pop(0)
+        if words:
+            raise BadArguments(f"unexpected words after schema {action}: {' '.join(words)}")
+    db = session.database(component, url=explicit or url, engine=None if explicit else engine)
+    match command:
+        case "connect":
+            return db.connect()
+        case "schema":
+            if action == "declare":
+                if not (body or "").strip():
+                    raise BadArguments("schema declare needs DDL: a %%conductor schema cell, or --file F")
+                return db.schema_declare(body, apply=a.apply)
+            return db.schema_show(live=a.live)
+        case "migrate":
+            return db.migrate(a.action, a.target, a.message, a.empty)
+        case "sql":
+            return db.sql(body)
+        case "txn":
+            return db.txn(body, isolation=a.isolation, python=a.python, namespace=namespace)
+        case "integrity":
+            return db.integrity()
+        case "crud":
+            return db.crud(a.table, rows=a.rows)
+    raise BadArguments(f"unknown command '{command}'")
+
+
 def exit_code(result: Any) -> int:
     """0 when the result is good, 1 when it reports failed checks."""
     return int(getattr(result, "exit_code", 0))
 
 
-_TAKES_ID = {"implement", "next", "context", "plan", "verify", "complete"}
+_TAKES_ID = {"implement", "next", "context", "plan", "verify", "complete", "integrity"}
 
 
 def complete(words: list[str], session: Session | None) -> list[str]:
@@ -176,6 +308,10 @@ def complete(words: list[str], session: Session | None) -> list[str]:
             ids = []
     if command == "task":
         return list(ACTIONS) if not rest else ids
+    if command == "migrate" and not rest:
+        return list(MIGRATE_ACTIONS)
+    if command == "schema" and not rest:
+        return ["declare", "show", *ids]
     if command == "context":
         return [*ids, *DOC_NAMES] if not rest else list(DOC_NAMES)
     if command in _TAKES_ID and not rest:

@@ -52,6 +52,10 @@ class ConductorMagics(Magics):
     def __init__(self, shell, settings: Conductor):
         super().__init__(shell)
         self.settings = settings
+        # The notebook's current connection (set by `%conductor connect`); never shown
+        # unmasked and never written anywhere.
+        self.url: str | None = None
+        self.engine = None
 
     def session(self, root: str | None) -> Session:
         return Session.open(root=root or self.settings.root, user=self.settings.user or None)
@@ -64,16 +68,21 @@ class ConductorMagics(Magics):
             raise UsageError(f"%conductor: cannot parse the line: {exc}") from None
         try:
             inv = parse(argv, prog="%conductor")
-            if cell is not None and cell.strip():
-                raise BadArguments(f"'{inv.command}' takes no cell body", "use %conductor, not %%conductor")
             session = self.session(inv.root)
-            result = run(inv, session)
+            if inv.command == "connect" and inv.args.from_jupysql:
+                self.url, self.engine = None, jupysql_engine()
+            result = run(inv, session, body=cell, url=self.url, engine=self.engine,
+                         namespace=self.shell.user_ns)
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:
             raise UsageError(str(exc)) from None
         if inv.command == "implement":
             self.shell.push({self.settings.variable: result.loaded})
+        elif inv.command == "connect" and not inv.args.from_jupysql:
+            explicit = inv.args.url or inv.args.target_url
+            if explicit:
+                self.url, self.engine = explicit, None
         self._show(result)
         return None
 
@@ -88,6 +97,23 @@ class ConductorMagics(Magics):
         else:
             # text/plain rides along for consoles, nbconvert --to script and CI logs.
             display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
+            markdown = getattr(result, "markdown", None)
+            if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
+                display(Markdown(markdown))
+
+
+def jupysql_engine():
+    """The SQLAlchemy Engine of JupySQL's current connection (``%sql`` must be connected)."""
+    try:
+        from sql.connection import ConnectionManager
+    except ImportError:
+        raise BadArguments("JupySQL is not installed", "pip install jupysql, then %load_ext sql") from None
+    current = ConnectionManager.current
+    connection = getattr(current, "_connection_sqlalchemy", None) if current is not None else None
+    if connection is None:
+        raise BadArguments("JupySQL has no current SQLAlchemy connection",
+                           "connect first: %sql sqlite:///file.db (or a SQLAlchemy URL)")
+    return connection.engine
 
 
 ConductorMagics.conductor.__doc__ = _help_text()

@@ -130,6 +130,20 @@ def lint_html(result: LintResult) -> str:
     return _wrap(f"{fixed}<table><tr><th>Severity</th><th>Where</th><th>Problem</th></tr>{rows}</table>")
 
 
+def step_html(result) -> str:
+    """An engine step: its summary line and its tables."""
+    parts = [f"<p>{escape(result.summary.splitlines()[0] if result.summary else '')}</p>"]
+    if result.summary and "\n" in result.summary:  # e.g. migrate sql: show it all
+        parts = [f"<pre>{escape(result.summary)}</pre>"]
+    for title, frame in result.frames:
+        if frame is None:
+            continue
+        shown = frame.head(200)
+        more = f'<div class="muted">{len(frame) - 200} more rows</div>' if len(frame) > 200 else ""
+        parts.append(f"<h5>{escape(title)}</h5>{shown.to_html(index=False, border=0)}{more}")
+    return _wrap("".join(parts))
+
+
 def text_html(text: str) -> str:
     return _wrap(f"<pre>{escape(text)}</pre>")
 
@@ -140,4 +154,6 @@ def to_html(result) -> str:
                          (ImplementResult, implement_html), (LintResult, lint_html)):
         if isinstance(result, kind):
             return render(result)
+    if hasattr(result, "frames") and hasattr(result, "summary"):
+        return step_html(result)
     return text_html(result.to_text())

@@ -283,16 +283,47 @@ class VerifyResult:
     state: PhaseState
     recorded: dict[str, Any] | None
     already: bool = False
+    #: automated check results (engine.checks.CheckResult), when they were run
+    checks: list[Any] | None = None
+    waivers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed_checks(self) -> list[Any]:
+        waived = {k.casefold() for k in self.waivers}
+        return [c for c in self.checks or [] if c.status == "fail" and c.name.casefold() not in waived]
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.state.verified else 1
+        """0 when the phase is verified, or when the checks that were asked for all passed."""
+        if self.state.verified:
+            return 0
+        if self.checks is not None:
+            return 1 if self.failed_checks else 0
+        return 1
 
     def to_json(self) -> dict:
         return {"id": self.component.id, "phase": self.state.to_json(), "verified": self.state.verified,
-                "recorded": self.recorded, "already_verified": self.already}
+                "recorded": self.recorded, "already_verified": self.already,
+                "checks": [c.to_json() for c in self.checks] if self.checks is not None else None,
+                "waivers": self.waivers}
+
+    def checks_text(self) -> list[str]:
+        if self.checks is None:
+            return []
+        if not self.checks:
+            return ["  no automated checks for this kind of phase (manual verification only)"]
+        marks = {"pass": "✔", "fail": "✘", "skip": "–"}
+        lines = []
+        for c in self.checks:
+            waived = " (waived: " + self.waivers[c.name] + ")" if c.name in self.waivers else ""
+            lines.append(f"  {marks.get(c.status, '?')} {c.name} [{c.seconds:.2f} s]"
+                         + (f": {c.detail}" if c.detail else "") + waived)
+        return lines
 
     def to_text(self) -> str:
+        return "\n".join([self._head_text(), *self.checks_text()])
+
+    def _head_text(self) -> str:
         p = self.state.phase
         head = f"{self.component.id}: phase {p.number} '{p.title}' ({p.kind})"
         if self.recorded:

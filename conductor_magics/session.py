@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ComponentNotFound, ConductorError, GateClosed
 from .reports import (
@@ -36,6 +37,9 @@ from .workspace.plan import write_task_state
 from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
 from .workspace.timestamps import now
 from .workspace.verification import append_record, read_log
+
+if TYPE_CHECKING:
+    from .live_database import LiveDatabase
 
 #: task action → the state it sets
 ACTIONS = {"done": "done", "undo": "todo", "start": "in_progress", "skip": "skipped", "block": "blocked"}
@@ -334,9 +338,28 @@ class Session:
                           status_before=previous_status,
                           next=self._next(component, new_plan, new_states))
 
+    def database(self, storage_id: str | None = None, url: str | None = None,
+                 engine: Any = None) -> LiveDatabase:
+        """The live-database steps for a component (embedded SQLite unless a URL is given)."""
+        from .live_database import LiveDatabase  # pandas and SQLAlchemy only when needed
+
+        return LiveDatabase(self, self.active(storage_id), url=url, engine=engine)
+
     def verify(self, storage_id: str | None = None, phase: int | None = None, *,
-               note: str | None = None, by: str | None = None, force: bool = False) -> VerifyResult:
-        """Show a phase's gate, or with ``note`` record its manual verification."""
+               note: str | None = None, by: str | None = None, force: bool = False,
+               run_checks: bool = False, waivers: dict[str, str] | None = None,
+               url: str | None = None, engine: Any = None) -> VerifyResult:
+        """Show a phase's gate, or with ``note`` record its verification.
+
+        ``run_checks`` runs the automated checks for the phase's kind against the live
+        database; a failed check blocks the verdict unless ``waivers`` names it with a
+        written reason. Waivers and results are recorded with the verdict.
+        """
+        waivers = dict(waivers or {})
+        for check, reason in waivers.items():
+            if not reason.strip():
+                raise ConductorError(f"waiver of '{check}' has no reason",
+                                     hint="--waive 'CHECK=why it is acceptable'")
         component = self.active(storage_id)
         plan = component.read_plan()
         states = self.phase_states(component, plan)
@@ -348,13 +371,19 @@ class Session:
         else:
             plan.phase(phase)  # raises a clear error for a bad number
             current = states[phase - 1]
+        results = (self.database(component.id, url, engine).run_checks(current.phase.kind)
+                   if run_checks else None)
         if note is None:
-            return VerifyResult(component, current, recorded=None)
+            return VerifyResult(component, current, recorded=None, checks=results, waivers=waivers)
         if not note.strip():
             raise ConductorError("the confirmation note is empty",
                                  hint="say what was checked: --confirm 'schema reviewed with …'")
         if current.verified:
             return VerifyResult(component, current, recorded=None, already=True)
+        if results is not None:
+            from .live_database import require_passed
+
+            require_passed(results, waivers)
         open_items = [t for t in current.phase.items() if not t.closed]
         if open_items and not force:
             listing = ", ".join(t.number for t in open_items[:8])
@@ -366,7 +395,8 @@ class Session:
             "kind": "verification", "phase": current.phase.number, "phase_title": current.phase.title,
             "phase_kind": current.phase.kind, "verdict": "verified", "note": note.strip(),
             "by": by or self.user, "at": self.clock().isoformat(timespec="seconds"),
-            "checks": [], "waivers": {}, "forced": bool(open_items),
+            "checks": [r.to_json() for r in results or []], "waivers": waivers,
+            "forced": bool(open_items),
             "open_tasks": [t.number for t in open_items],
         }
         with self.workspace.lock():
@@ -379,7 +409,7 @@ class Session:
             for path, data in status_edits:
                 atomic_write_bytes(path, data)
         new_state = self.phase_states(component, plan)[current.phase.number - 1]
-        return VerifyResult(component, new_state, recorded=record)
+        return VerifyResult(component, new_state, recorded=record, checks=results, waivers=waivers)
 
     def complete(self, storage_id: str | None = None) -> CompleteResult:
         """Mark the component Completed; only when every phase is finished and verified."""

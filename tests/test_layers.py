@@ -62,3 +62,15 @@ def test_workspace_layer_imports_only_files_and_errors():
             assert top not in FORBIDDEN_IN_WORKSPACE, f"{path.name} imports {module}"
             if level >= 2:  # reaching out of workspace/ into the package
                 assert module == "errors", f"{path.name} imports ..{module} (only ..errors is allowed)"
+
+
+def test_engine_layer_knows_databases_only():
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "engine"
+    files = sorted(folder.glob("*.py"))
+    assert len(files) >= 5
+    for path in files:
+        for level, module in _imports(path):
+            top = module.split(".")[0]
+            assert top not in {"IPython", "ipywidgets", "ipykernel", "traitlets"}, f"{path.name} imports {module}"
+            if level >= 2:
+                assert module == "errors", f"engine/{path.name} imports ..{module} (only ..errors is allowed)"

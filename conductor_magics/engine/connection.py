@@ -82,15 +82,31 @@ def resolve_url(url: str | None, embedded: Path | None) -> tuple[str, str]:
     return f"sqlite:///{embedded}", "embedded"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # SQLite ships with foreign keys off; the tool always turns them on for its connections.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_connect(foreign_keys: bool):
+    def on_connect(dbapi_connection, _record) -> None:
+        # Python's sqlite3 opens transactions only before INSERT/UPDATE/DELETE, so DDL
+        # would autocommit and SAVEPOINTs misbehave. Take over: the driver never begins
+        # on its own, and _sqlite_begin emits BEGIN when SQLAlchemy starts a transaction
+        # (the recipe in SQLAlchemy's pysqlite documentation).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # SQLite ships with foreign keys off; the tool turns them on for its connections.
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+    return on_connect
 
 
-def make_engine(url: str | URL, **kwargs) -> Engine:
-    """An Engine for ``url`` with the tool's per-dialect set-up (SQLite foreign keys on)."""
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs) -> Engine:
+    """An Engine for ``url`` with the tool's per-dialect set-up.
+
+    SQLite: foreign keys enforced (``sqlite_foreign_keys=False`` for steps that rebuild
+    tables, such as Alembic batch migrations; PRAGMA foreign_keys cannot change inside a
+    transaction) and real transactions, so DDL is transactional and SAVEPOINTs work.
+    """
     try:
         engine = create_engine(url, **kwargs)
     except NoSuchModuleError as exc:
@@ -104,7 +120,8 @@ def make_engine(url: str | URL, **kwargs) -> Engine:
         raise UnsupportedByDialect(f"the driver for {mask(url)} is not installed ({exc.name})",
                                    hint="install it, e.g. pip install 'psycopg[binary]'") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect(sqlite_foreign_keys))
+        event.listen(engine, "begin", _sqlite_begin)
         database = engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,157 @@
+"""Automated checks for the verification gate, per phase kind (DESIGN.md §4).
+
+Each check returns pass / fail / skip with details and how long it took. The
+session runs the checks for a phase's kind; a failing check blocks the gate
+unless it is waived with a written reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..errors import ConductorError
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+    #: files or text the check produced (e.g. an ER diagram) for the caller to keep
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "detail": self.detail,
+                "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class CheckContext:
+    """What the checks of one component may look at."""
+
+    engine: Engine
+    declared_sql: str | None
+    migrations_folder: Path
+
+
+CheckFunction = Callable[[CheckContext], Iterator[CheckResult]]
+REGISTRY: dict[str, list[CheckFunction]] = {}
+
+
+def register(kind: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Add a check function for a phase kind (schema, migration, core, integrity, …)."""
+    def decorate(func: CheckFunction) -> CheckFunction:
+        REGISTRY.setdefault(kind, []).append(func)
+        return func
+    return decorate
+
+
+def run_checks(kind: str, context: CheckContext) -> list[CheckResult]:
+    """Every registered check of ``kind``; a check that raises is a failure, not a crash."""
+    results: list[CheckResult] = []
+    for func in REGISTRY.get(kind, []):
+        started = time.perf_counter()
+        try:
+            for result in func(context):
+                results.append(result)
+        except ConductorError as exc:
+            results.append(CheckResult(func.__name__.replace("_", " "), FAIL, str(exc),
+                                       time.perf_counter() - started))
+    return results
+
+
+def _timed(name: str, started: float, ok: bool, detail: str = "", **artifacts: str) -> CheckResult:
+    return CheckResult(name, PASS if ok else FAIL, detail, time.perf_counter() - started, dict(artifacts))
+
+
+@register("schema")
+def schema_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    from .schema import validate
+
+    started = time.perf_counter()
+    if not ctx.declared_sql:
+        yield CheckResult("declared schema exists", FAIL,
+                          "no schema.sql: declare it with %%conductor schema or conductor schema declare")
+        return
+    try:
+        report = validate(ctx.declared_sql, ctx.engine)
+    except ConductorError as exc:
+        yield _timed("schema applies to a scratch database", started, False, str(exc))
+        return
+    yield _timed("schema applies to a scratch database", started, True,
+                 f"{len(report.tables)} tables")
+    no_pk = [f.table for f in report.findings if f.code == "no-primary-key"]
+    yield CheckResult("every table has a primary key", FAIL if no_pk else PASS,
+                      ("without: " + ", ".join(no_pk)) if no_pk else "")
+    names = {t.name for t in report.tables}
+    dangling = [f"{t.name}.{', '.join(fk.columns)} → {fk.referred_table}"
+                for t in report.tables for fk in t.foreign_keys if fk.referred_table not in names]
+    yield CheckResult("foreign keys resolve", FAIL if dangling else PASS, "; ".join(dangling))
+    yield CheckResult("snapshot and ER diagram", PASS, "saved with the verdict",
+                      artifacts={"schema.md": schema_markdown(report)})
+
+
+def schema_markdown(report) -> str:
+    """The declared schema as Markdown: a summary table and a Mermaid ER diagram."""
+    table = report.summary_frame().to_markdown(index=False)
+    return f"# Declared schema\n\n{table}\n\n```mermaid\n{report.mermaid()}\n```\n"
+
+
+@register("migration")
+def migration_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    from .migrations import Migrations
+
+    if not (ctx.migrations_folder / "versions").is_dir():
+        yield CheckResult("migrations exist", FAIL,
+                          "no migrations folder: create the first revision with `conductor migrate new`")
+        return
+    report = Migrations(ctx.migrations_folder, ctx.engine).check(ctx.declared_sql)
+    for row in report.results:
+        yield CheckResult(row.check, row.status, row.detail, row.seconds)
+
+
+@register("core")
+def core_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    from .integrity import crud
+
+    started = time.perf_counter()
+    frame = crud(ctx.engine)
+    if frame.empty:
+        yield CheckResult("CRUD smoke per table", FAIL, "the database has no tables")
+        return
+    failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
+    detail = "; ".join(f"{r['table']}: {r.get('detail', '')}" for _, r in failed.iterrows())
+    yield _timed("CRUD smoke per table (rolled back)", started, failed.empty,
+                 detail or f"{len(frame)} tables")
+
+
+@register("integrity")
+def integrity_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    from .integrity import data_checks, probe, sqlite_checks
+
+    started = time.perf_counter()
+    probes = probe(ctx.engine)
+    weak = probes[probes["status"] == "NOT ENFORCED"] if not probes.empty else probes
+    yield _timed("every constraint rejects a violating row", started, weak.empty,
+                 "; ".join(f"{r['table']}.{r['constraint'] or r['kind']}" for _, r in weak.iterrows())
+                 or f"{len(probes)} probes")
+    started = time.perf_counter()
+    data = data_checks(ctx.engine, ctx.declared_sql)
+    bad = data[data["status"] == "problem"] if not data.empty else data
+    yield _timed("orphan, duplicate and NULL checks clean", started, bad.empty,
+                 "; ".join(f"{r['check']} {r['table']}: {r['detail']}" for _, r in bad.iterrows()))
+    if ctx.engine.dialect.name == "sqlite":
+        started = time.perf_counter()
+        structural = sqlite_checks(ctx.engine)
+        bad = structural[structural["status"] != "ok"] if not structural.empty else structural
+        yield _timed("SQLite integrity_check and foreign_key_check", started, bad.empty,
+                     "; ".join(str(r.get("detail", "")) for _, r in bad.iterrows()))

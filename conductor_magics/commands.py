@@ -255,8 +255,9 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
     words = list(getattr(a, "words", []) or [])
     action = None
     if command == "schema":
+        # A cell or --file means declare, even when empty (which is then refused clearly).
         action = words.pop(0) if words and words[0] in ("declare", "show") else (
-            "declare" if (body or "").strip() else "show")
+            "declare" if body is not None and (body.strip() or a.file) else "show")
         if words:
             component = component or words.pop(0)
         if words:

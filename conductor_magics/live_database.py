@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from .engine import checks as gate_checks
 from .engine.connection import EMBEDDED_FILE, EMBEDDED_FILES, Connected, connect
-from .errors import ChecksFailed, ConductorError
+from .errors import ChecksFailed, ConductorError, DatabaseError
 from .workspace.components import Component
 from .workspace.files import atomic_write_bytes, ensure_gitignore
 from .workspace.workflow import AUTOMATIC
@@ -125,7 +125,10 @@ class LiveDatabase:
                 "--apply needs workflow.md to say migrations are automatic "
                 f"(it says {prefs.migrations})", path=self.session.workspace.dir / "workflow.md",
                 hint="use versioned migrations: conductor migrate new -m MESSAGE, then migrate up")
-        report = validate(sql, self.engine)  # bad DDL raises here: nothing written
+        try:
+            report = validate(sql, self.engine)  # bad DDL raises here: nothing written
+        except DatabaseError as exc:  # the DDL is the user's input: exit 2, not 1
+            raise ConductorError(exc.message, hint=exc.hint) from None
         with self.session.workspace.lock():
             atomic_write_bytes(self.declared_path, sql.encode("utf-8"))
         applied = False
@@ -164,6 +167,8 @@ class LiveDatabase:
     def migrations(self):
         from .engine.migrations import Migrations
 
+        # Alembic imports revision files, which leaves __pycache__/ in versions/.
+        ensure_gitignore(self.component.dir, ("__pycache__/",))
         return Migrations(self.migrations_folder, self.engine)
 
     def migrate(self, action: str, target: str | None = None, message: str | None = None,

@@ -76,7 +76,8 @@ def fingerprint_table(conn: Connection, table: Table) -> TableFingerprint:
     order = list(table.primary_key.columns) or list(table.columns)
     digest = hashlib.sha256()
     count = 0
-    result = conn.execution_options(yield_per=5000).execute(select(table).order_by(*order))
+    # a statement option: conn.execution_options() would change the caller's connection for good
+    result = conn.execute(select(table).order_by(*order).execution_options(yield_per=5000))
     for row in result:
         digest.update(json.dumps([_canonical(v) for v in row], default=str).encode("utf-8"))
         digest.update(b"\n")

@@ -191,7 +191,9 @@ class SchemaReport:
                 checks = [ck.sqltext for ck in table.check_constraints if column.name in ck.columns]
                 indexes = [ix.name or "(unnamed)" for ix in table.indexes if column.name in ix.columns]
                 rows.append({"table": table.name, "column": column.name, "type": column.type,
-                             "nullable": column.nullable, "pk": column.name in pk,
+                             # SQLite reflects INTEGER PRIMARY KEY as nullable; a key never is.
+                             "nullable": column.nullable and column.name not in pk,
+                             "pk": column.name in pk,
                              "fk": ", ".join(fks), "unique": unique, "checks": "; ".join(checks),
                              "indexes": ", ".join(indexes)})
         return pd.DataFrame(rows, columns=["table", "column", "type", "nullable", "pk", "fk",

@@ -1,0 +1,1208 @@
+"""Versioned migrations with Alembic: new (autogenerate), up, down, history, current, sql,
+check and lint for one component's ``storages/<id>/migrations/`` folder.
+
+Alembic does the work; this module builds its ``Config`` in code (no ``alembic.ini``, so no
+URL is ever written to a file), hands it the live connection through
+``config.attributes``, and adds what a data engineer needs around it:
+
+- **Safety.** On PostgreSQL (transactional DDL) one ``up``/``down`` is one transaction. On
+  SQLite a snapshot is taken first with the sqlite3 online backup API and copied back if a
+  revision fails (SQLAlchemy 2.1 also wraps SQLite DDL in BEGIN, but a revision may commit
+  by itself, e.g. a data migration in batches, and older drivers commit DDL at once). Either way a failed run leaves schema
+  and rows exactly as they were, and the error names the revision and the driver's reason.
+  Dialects with neither (e.g. MySQL) are refused plainly.
+- **Foreign keys in batch mode.** SQLite table rebuilds (``render_as_batch``) drop and
+  re-create tables; with ``PRAGMA foreign_keys=ON`` (the tool's default) that would fail or
+  cascade. Migrations therefore run with foreign keys off on their connection, and
+  ``PRAGMA foreign_key_check`` after each revision turns any dangling reference into a
+  failure of that revision.
+- **Revision hashes.** ``up`` records ``(revision, sha256 of its file, applied_at)`` in the
+  ``conductor_revision_hashes`` table in the same transaction; ``down`` removes the row;
+  ``check`` reports an applied revision whose file changed afterwards.
+- **check** and **lint** (see their docstrings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from alembic import command
+from alembic.config import Config
+from alembic.operations import ops as alembic_ops
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    delete,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import quoted_name
+
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from .connection import first_line, has_transactional_ddl, require_reflection, scrub
+from .fingerprint import TOOL_TABLES, TableFingerprint, fingerprint_table, user_tables
+from .sample import seed
+from .schema import declared_metadata
+from .scratch import scratch_engine
+
+#: revision files sort by creation time: 20240131_142501_<rev>_<slug>.py
+FILE_TEMPLATE = ("%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(second).2d"
+                 "_%%(rev)s_%%(slug)s")
+HASH_TABLE_NAME = "conductor_revision_hashes"
+assert HASH_TABLE_NAME in TOOL_TABLES  # fingerprints and comparisons leave it out
+NEW_HINT = "create the first revision with `conductor migrate new -m MESSAGE`"
+
+_hash_metadata = MetaData()
+REVISION_HASHES = Table(
+    HASH_TABLE_NAME, _hash_metadata,
+    Column("revision", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("file", String(255), nullable=False),
+    Column("applied_at", String(40), nullable=False),
+)
+
+Status = Literal["pass", "fail", "skip"]
+
+# --------------------------------------------------------------------------- files written by init()
+
+ENV_PY = '''\
+"""Alembic environment for this component's migrations (written by conductor-magics).
+
+The connection and the target schema are handed over at run time through
+``config.attributes`` by ``conductor migrate ...`` / ``%conductor migrate ...``, so
+no database URL (and no password) is ever written to a file.
+"""
+
+from alembic import context
+
+#: the tooling's own tables: never created, dropped or compared by a migration
+TOOL_TABLES = __TOOL_TABLES__
+
+config = context.config
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    if type_ == "table":
+        return name not in TOOL_TABLES
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in TOOL_TABLES
+
+
+def autogenerate_plugins():
+    try:  # compares named CHECK constraints too (Alembic >= 1.17)
+        import alembic.ext.checkconstraint_byname  # noqa: F401
+    except ImportError:
+        return {}
+    return {"autogenerate_plugins": ["alembic.autogenerate.*",
+                                     "alembic.ext.checkconstraint_byname"]}
+
+
+def options(dialect_name):
+    opts = dict(
+        target_metadata=config.attributes.get("target_metadata"),
+        compare_type=True,
+        include_object=include_object,
+        render_as_batch=dialect_name == "sqlite",
+        transaction_per_migration=False,
+        **autogenerate_plugins(),
+    )
+    opts.update(config.attributes.get("configure_options", {}))
+    return opts
+
+
+if context.is_offline_mode():
+    dialect_name = config.attributes["dialect_name"]
+    context.configure(dialect_name=dialect_name, literal_binds=True, **options(dialect_name))
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run these migrations with `conductor migrate up`: "
+                           "it passes the database connection to Alembic")
+    context.configure(connection=connection, **options(connection.dialect.name))
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+SCRIPT_MAKO = '''\
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+${imports if imports else ""}
+
+# revision identifiers, used by Alembic.
+revision: str = ${repr(up_revision)}
+down_revision: Union[str, Sequence[str], None] = ${repr(down_revision)}
+branch_labels: Union[str, Sequence[str], None] = ${repr(branch_labels)}
+depends_on: Union[str, Sequence[str], None] = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    """Upgrade schema (and data: op.execute / op.get_bind() for data migrations)."""
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    """Undo upgrade() so that upgrade -> downgrade -> upgrade keeps the data."""
+    ${downgrades if downgrades else "pass"}
+'''
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class RevisionInfo:
+    revision: str
+    message: str
+    path: Path
+    operations: list[str] = field(default_factory=list)
+    #: what the author should look at (e.g. differences autogenerate could not express)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"revision": self.revision, "message": self.message, "path": str(self.path),
+                "operations": list(self.operations), "notes": list(self.notes)}
+
+    def to_text(self) -> str:
+        ops = "\n".join(f"  - {o}" for o in self.operations) or "  (empty: edit upgrade()/downgrade())"
+        notes = "".join(f"\nnote: {n}" for n in self.notes)
+        return f"revision {self.revision} ({self.message}) → {self.path.name}\n{ops}{notes}"
+
+
+@dataclass
+class MigrationRun:
+    from_revision: str | None
+    to_revision: str | None
+    applied: list[str]
+    seconds: float
+    snapshot_restored: bool = False
+    #: how a failure would have been undone: "transaction" or "snapshot" ("" when nothing ran)
+    safety: str = ""
+
+    def to_json(self) -> dict:
+        return {"from_revision": self.from_revision, "to_revision": self.to_revision,
+                "applied": list(self.applied), "seconds": round(self.seconds, 4),
+                "snapshot_restored": self.snapshot_restored, "safety": self.safety}
+
+    def to_text(self) -> str:
+        if not self.applied:
+            return f"nothing to do: the database is at {self.to_revision or 'base'}"
+        return (f"{self.from_revision or 'base'} → {self.to_revision or 'base'}: "
+                f"{len(self.applied)} revision(s) ({', '.join(self.applied)}) "
+                f"in {self.seconds:.2f}s")
+
+
+@dataclass
+class CheckRow:
+    check: str
+    status: Status
+    detail: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"check": self.check, "status": self.status, "detail": self.detail,
+                "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class CheckReport:
+    results: list[CheckRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status != "fail" for r in self.results)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([r.to_json() for r in self.results],
+                            columns=["check", "status", "detail", "seconds"])
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "results": [r.to_json() for r in self.results]}
+
+    def to_text(self) -> str:
+        lines = [f"[{r.status}] {r.check}" + (f": {r.detail}" if r.detail else "")
+                 for r in self.results]
+        failed = sum(r.status == "fail" for r in self.results)
+        lines.append("migration checks passed" if self.passed else f"{failed} check(s) failed")
+        return "\n".join(lines)
+
+
+@dataclass
+class LintFinding:
+    revision: str
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LintReport:
+    findings: list[LintFinding] = field(default_factory=list)
+    #: the revisions that were linted, oldest first
+    revisions: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.findings)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([f.to_json() for f in self.findings],
+                            columns=["revision", "severity", "code", "message"])
+
+    def to_json(self) -> dict:
+        return {"flagged": self.flagged, "revisions": list(self.revisions),
+                "findings": [f.to_json() for f in self.findings]}
+
+    def to_text(self) -> str:
+        if not self.revisions:
+            return "nothing to lint: no pending revisions"
+        lines = [f"{f.severity}: {f.revision} {f.code}: {f.message}" for f in self.findings]
+        lines.append(f"{len(self.findings)} finding(s) in {len(self.revisions)} revision(s)"
+                     if self.findings else f"{len(self.revisions)} revision(s): nothing flagged")
+        return "\n".join(lines)
+
+
+class _RevisionFailed(Exception):
+    """A check the tool runs after a revision (e.g. foreign_key_check) failed."""
+
+
+# --------------------------------------------------------------------------- the API
+
+
+class Migrations:
+    """Alembic migrations in ``folder`` (``storages/<id>/migrations``) against ``engine``."""
+
+    def __init__(self, folder: Path, engine: Engine):
+        self.folder = Path(folder)
+        self.engine = engine
+
+    # ----------------------------------------------------------------- set-up
+
+    def init(self) -> bool:
+        """Create the folder, ``env.py``, ``script.py.mako`` and ``versions/`` where missing.
+        Returns whether anything was created."""
+        created = False
+        versions = self.folder / "versions"
+        if not versions.is_dir():
+            versions.mkdir(parents=True, exist_ok=True)
+            created = True
+        env_py = ENV_PY.replace("__TOOL_TABLES__", repr(sorted(TOOL_TABLES)))
+        for name, content in (("env.py", env_py), ("script.py.mako", SCRIPT_MAKO)):
+            path = self.folder / name
+            if not path.exists():
+                _write_atomic(path, content)
+                created = True
+        return created
+
+    def _config(self, **attributes: Any) -> Config:
+        config = Config(cmd_opts=argparse.Namespace(quiet=True))
+        config.set_main_option("script_location", str(self.folder).replace("%", "%%"))
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("file_template", FILE_TEMPLATE)
+        config.set_main_option("timezone", "UTC")
+        config.attributes.update(attributes)
+        return config
+
+    def _script(self) -> ScriptDirectory:
+        if not (self.folder / "env.py").is_file() or not (self.folder / "versions").is_dir():
+            raise ConductorError(f"no migrations in {self.folder}", hint=NEW_HINT)
+        try:
+            return ScriptDirectory.from_config(self._config())
+        except CommandError as exc:
+            raise ConductorError(f"cannot read the migrations in {self.folder}: {exc}") from None
+
+    def _heads(self, script: ScriptDirectory) -> list[str]:
+        try:
+            heads = script.get_heads()
+        except CommandError as exc:
+            raise ConductorError(f"cannot read the revisions in {self.folder}: {exc}") from None
+        except Exception as exc:  # a revision file that does not import
+            raise ConductorError(f"a revision file in {self.folder / 'versions'} does not load: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        return heads
+
+    def _require_revisions(self, script: ScriptDirectory) -> list[str]:
+        heads = self._heads(script)
+        if not heads:
+            raise ConductorError(f"no revisions yet in {self.folder / 'versions'}", hint=NEW_HINT)
+        return heads
+
+    def _url_scrub(self, message: str) -> str:
+        return scrub(message, self.engine.url)
+
+    # ----------------------------------------------------------------- reading state
+
+    def _live_heads(self) -> tuple[str, ...]:
+        try:
+            with self.engine.connect() as conn:
+                return tuple(MigrationContext.configure(conn).get_current_heads())
+        except DBAPIError as exc:
+            raise DatabaseError(f"cannot read the database's revision: "
+                                f"{first_line(self._url_scrub(str(exc.orig or exc)))}") from None
+
+    def current(self) -> str | None:
+        """The live database's revision (None: no revision applied)."""
+        heads = self._live_heads()
+        return ",".join(sorted(heads)) if heads else None
+
+    def _applied(self, script: ScriptDirectory, heads: tuple[str, ...]) -> set[str]:
+        if not heads:
+            return set()
+        try:
+            return {s.revision for s in script.iterate_revisions(heads, "base")}
+        except CommandError as exc:
+            raise ConductorError(
+                f"the database is at revision {', '.join(heads)}, which is not in "
+                f"{self.folder / 'versions'} ({exc})",
+                hint="restore the missing revision file, or point --url at the right database") from None
+
+    def history(self) -> pd.DataFrame:
+        """One row per revision, oldest first: revision, down_revision, message, file,
+        created, applied (to the live database), is_head."""
+        columns = ["revision", "down_revision", "message", "file", "created", "applied", "is_head"]
+        script = self._script()
+        heads = set(self._heads(script))
+        applied = self._applied(script, self._live_heads()) if heads else set()
+        rows = []
+        for sc in reversed(list(script.walk_revisions())):
+            rows.append({"revision": sc.revision, "down_revision": _join(sc.down_revision),
+                         "message": sc.doc, "file": Path(sc.path).name, "created": _created(sc),
+                         "applied": sc.revision in applied, "is_head": sc.revision in heads})
+        frame = pd.DataFrame(rows, columns=columns)
+        # keep None (the first revision has no parent) rather than a string column's NaN
+        frame["down_revision"] = pd.Series([r["down_revision"] for r in rows], dtype=object)
+        return frame
+
+    # ----------------------------------------------------------------- running migrations
+
+    @contextmanager
+    def _migration_connection(self, engine: Engine) -> Iterator[Connection]:
+        """A connection to run migrations on. SQLite: foreign keys off while batch mode
+        rebuilds tables (PRAGMA foreign_keys is ignored inside a transaction, so it is set
+        before one starts), back on afterwards."""
+        sqlite = engine.dialect.name == "sqlite"
+        with engine.connect() as conn:
+            # SQLAlchemy emits BEGIN on SQLite itself, so the PRAGMA goes straight to the
+            # driver while no transaction is open.
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                yield conn
+            finally:
+                if sqlite:
+                    conn.rollback()
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+
+    def _plan(self, script: ScriptDirectory, target: str, heads: tuple[str, ...],
+              upgrade: bool) -> list[Script]:
+        """The revisions ``up``/``down`` would run, in order; unknown targets are refused."""
+        try:
+            steps = (script._upgrade_revs(target, heads) if upgrade
+                     else script._downgrade_revs(target, heads))
+        except CommandError as exc:
+            if not upgrade and not heads:
+                raise ConductorError("nothing to downgrade: no revision is applied to the database",
+                                     hint="see `conductor migrate history`") from None
+            raise ConductorError(f"cannot {'upgrade' if upgrade else 'downgrade'} to {target!r}: "
+                                 f"{exc}", hint="see `conductor migrate history` for revisions") from None
+        return [step.revision for step in steps]
+
+    def _run_steps(self, conn: Connection, script: ScriptDirectory, target: str, upgrade: bool,
+                   done: list[str], record_hashes: bool) -> None:
+        """Run Alembic's upgrade/downgrade to ``target`` on ``conn`` (inside the caller's
+        transaction), appending each finished revision to ``done``."""
+        sqlite = conn.dialect.name == "sqlite"
+        if record_hashes:
+            if upgrade:
+                REVISION_HASHES.create(conn, checkfirst=True)
+            record_hashes = inspect(conn).has_table(HASH_TABLE_NAME)
+
+        def on_apply(ctx, step, heads, run_args):  # called inside the migration's transaction
+            revision = step.up_revision_id
+            if sqlite:
+                problems = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if problems:
+                    tables = sorted({f"{r[0]} → {r[2]}" for r in problems})
+                    raise _RevisionFailed(f"{len(problems)} row(s) break a foreign key afterwards "
+                                          f"({', '.join(tables)})")
+            if record_hashes:
+                ctx.connection.execute(delete(REVISION_HASHES)
+                                       .where(REVISION_HASHES.c.revision == revision))
+                if step.is_upgrade:
+                    path = Path(script.get_revision(revision).path)
+                    ctx.connection.execute(REVISION_HASHES.insert().values(
+                        revision=revision, sha256=_file_sha256(path), file=path.name,
+                        applied_at=datetime.now(UTC).isoformat(timespec="seconds")))
+            done.append(revision)
+
+        def steps(rev, context):
+            return script._upgrade_revs(target, rev) if upgrade else script._downgrade_revs(target, rev)
+
+        config = self._config(connection=conn, configure_options={"on_version_apply": [on_apply]})
+        with EnvironmentContext(config, script, fn=steps, destination_rev=target):
+            script.run_env()
+
+    def _migrate(self, target: str, upgrade: bool) -> MigrationRun:
+        started = time.perf_counter()
+        script = self._script()
+        self._require_revisions(script)
+        heads = self._live_heads()
+        self._applied(script, heads)  # the live revision must be known here
+        before = ",".join(sorted(heads)) or None
+        plan = self._plan(script, target, heads, upgrade)
+        if not plan:
+            return MigrationRun(before, before, [], time.perf_counter() - started)
+        snapshot = None
+        if has_transactional_ddl(self.engine):
+            safety = "transaction"
+        elif self.engine.dialect.name == "sqlite":
+            safety = "snapshot"
+            snapshot = _SqliteSnapshot(self.engine)
+        else:
+            raise UnsupportedByDialect(
+                f"migrate {'up' if upgrade else 'down'} is not supported on "
+                f"{self.engine.dialect.name}: its DDL is not transactional and the tool cannot "
+                "snapshot it, so a failed revision could leave the database half-migrated",
+                hint="take a backup and run the SQL from `conductor migrate sql` yourself")
+        done: list[str] = []
+        try:
+            with self._migration_connection(self.engine) as conn, conn.begin():
+                self._run_steps(conn, script, target, upgrade, done, record_hashes=True)
+        except Exception as exc:
+            restored = False
+            if snapshot is not None:
+                snapshot.restore()
+                restored = True
+            error = self._failure(exc, plan, done, upgrade, restored)
+            error.run = MigrationRun(before, before, [], time.perf_counter() - started,
+                                     restored, safety)
+            raise error from None
+        finally:
+            if snapshot is not None:
+                snapshot.discard()
+        return MigrationRun(before, self.current(), done, time.perf_counter() - started,
+                            False, safety)
+
+    def _failure(self, exc: Exception, plan: list[Script], done: list[str], upgrade: bool,
+                 restored: bool) -> ConductorError:
+        if isinstance(exc, ConductorError):
+            return exc
+        failed = plan[len(done)] if len(done) < len(plan) else plan[-1]
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            reason = first_line(str(exc.orig))
+        elif isinstance(exc, _RevisionFailed):
+            reason = str(exc)
+        else:
+            reason = f"{type(exc).__name__}: {first_line(str(exc))}"
+        reason = self._url_scrub(reason)
+        undone = ("restored from the snapshot taken before the run" if restored
+                  else "rolled back")
+        return DatabaseError(
+            f"{'upgrade' if upgrade else 'downgrade'} failed in revision {failed.revision} "
+            f"({failed.doc}): {reason}",
+            path=failed.path,
+            hint=f"nothing changed: the database was {undone}"
+                 + (f" (revisions {', '.join(done)} were undone too)" if done else ""))
+
+    def up(self, target: str = "head") -> MigrationRun:
+        """Upgrade the live database to ``target`` (default: head) in one safe run."""
+        return self._migrate(target, upgrade=True)
+
+    def down(self, target: str = "-1") -> MigrationRun:
+        """Downgrade the live database to ``target`` (default: one revision back)."""
+        return self._migrate(target, upgrade=False)
+
+    # ----------------------------------------------------------------- new revisions
+
+    def new(self, message: str, declared_sql: str | None, *, empty: bool = False) -> RevisionInfo:
+        """A revision taking the database from the current head to the declared schema
+        (Alembic autogenerate against a scratch database upgraded to head), or an empty,
+        hand-editable one (``empty=True``, for data migrations)."""
+        if not message or not message.strip():
+            raise ConductorError("a revision needs a message", hint="e.g. -m 'add orders.note'")
+        if not empty and not (declared_sql and declared_sql.strip()):
+            raise ConductorError("no declared schema to generate a revision from",
+                                 hint="declare it with `conductor schema declare` (or "
+                                      "%%conductor schema), or pass --empty for a hand-written one")
+        self.init()
+        script = self._script()
+        heads = self._heads(script)
+        if len(heads) > 1:
+            raise ConductorError(f"the migrations have {len(heads)} heads ({', '.join(heads)})",
+                                 hint="merge them first (alembic merge) so history is linear")
+        if empty:
+            created = command.revision(self._config(), message=message.strip())
+            return RevisionInfo(created.revision, message.strip(), Path(created.path), [])
+        require_reflection(self.engine, "migrate new")
+        target = declared_metadata(declared_sql, self.engine)
+        with scratch_engine(self.engine) as scratch, self._migration_connection(scratch) as conn:
+            if heads:
+                with conn.begin():
+                    self._run_steps(conn, script, "heads", True, [], record_hashes=False)
+            operations, created = self._autogenerate(conn, target, message.strip(), write=True)
+            if not operations:
+                raise ConductorError("the database at head already matches the declared schema",
+                                     hint="change the declared schema first, or pass --empty for "
+                                          "a data migration")
+            # try the new revision on the scratch database and see what is still missing
+            try:
+                with conn.begin():
+                    self._run_steps(conn, self._script(), created.revision, True, [],
+                                    record_hashes=False)
+            except Exception as exc:
+                raise DatabaseError(
+                    f"the generated revision {created.revision} does not apply to a scratch "
+                    f"database at head: {self._reason(exc)}", path=created.path,
+                    hint="edit the revision file (or delete it and change the declared "
+                         "schema)") from None
+            remaining, _ = self._autogenerate(conn, target, "remaining", write=False)
+        info = RevisionInfo(created.revision, message.strip(), Path(created.path), operations)
+        if remaining:
+            info.notes.append("autogenerate could not express everything; add by hand: "
+                              + "; ".join(remaining))
+        return info
+
+    def _autogenerate(self, conn: Connection, target: MetaData, message: str,
+                      write: bool) -> tuple[list[str], Script | None]:
+        """Alembic autogenerate of ``conn`` (at head) against ``target``: the operations, and
+        the written revision when ``write`` and something differs."""
+        found: list[str] = []
+
+        def directives(context, revision, scripts):
+            migration = scripts[0]
+            found.extend(_describe_ops(migration.upgrade_ops))
+            if not write or migration.upgrade_ops.is_empty():
+                scripts[:] = []
+
+        config = self._config(connection=conn, target_metadata=target)
+        try:
+            created = command.revision(config, message=message, autogenerate=True,
+                                       process_revision_directives=directives)
+        finally:
+            conn.rollback()  # autogenerate only reads; end the transaction it began
+        return found, created if isinstance(created, Script) else None
+
+    # ----------------------------------------------------------------- offline SQL
+
+    def sql(self, revision_range: str = "base:head") -> str:
+        """The SQL that ``up`` (or ``down`` for a range going back, e.g. ``head:base``) would
+        run, rendered offline for the engine's dialect. SQLite table rebuilds (batch mode)
+        cannot be rendered offline; those ranges are recorded from a run on a scratch
+        database instead."""
+        script = self._script()
+        self._require_revisions(script)
+        start, _, end = revision_range.rpartition(":")
+        start = start or "base"
+        downgrade = self._goes_down(script, start, end)
+        buffer = io.StringIO()
+        config = self._config(dialect_name=self.engine.dialect.name)
+        config.output_buffer = buffer
+        try:
+            run = command.downgrade if downgrade else command.upgrade
+            run(config, f"{start}:{end}" if (downgrade or start != "base") else end, sql=True)
+        except CommandError as exc:
+            if "copy_from" in str(exc) and self.engine.dialect.name == "sqlite":
+                return self._recorded_sql(script, start, end, downgrade)
+            raise ConductorError(f"cannot render SQL for {revision_range!r}: {exc}",
+                                 hint="see `conductor migrate history` for revisions") from None
+        return buffer.getvalue()
+
+    def _goes_down(self, script: ScriptDirectory, start: str, end: str) -> bool:
+        if end == "base":
+            return start != "base"
+        if start == "base":
+            return False
+        try:
+            below = {s.revision for s in script.iterate_revisions(start, "base")}
+            return all(s.revision in below for s in script.get_revisions(end)) and \
+                {s.revision for s in script.get_revisions(start)} != \
+                {s.revision for s in script.get_revisions(end)}
+        except CommandError as exc:
+            raise ConductorError(f"unknown revision in {start}:{end}: {exc}",
+                                 hint="see `conductor migrate history` for revisions") from None
+
+    def _recorded_sql(self, script: ScriptDirectory, start: str, end: str, downgrade: bool) -> str:
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+            if head not in ("SELECT", "PRAGMA"):
+                statements.append(_inline(statement, parameters) + ";")
+
+        with scratch_engine(self.engine) as scratch, self._migration_connection(scratch) as conn:
+            if start != "base":
+                with conn.begin():
+                    self._run_steps(conn, script, start, True, [], record_hashes=False)
+            event.listen(conn, "before_cursor_execute", record)
+            try:
+                with conn.begin():
+                    self._run_steps(conn, script, end, not downgrade, [], record_hashes=False)
+            finally:
+                event.remove(conn, "before_cursor_execute", record)
+        header = ("-- SQLite: recorded from a run on a scratch database (table rebuilds in "
+                  "batch mode cannot be rendered offline)\n")
+        if statements and statements[0] == "BEGIN;":
+            statements.append("COMMIT;")
+        return header + "\n".join(statements) + "\n"
+
+    # ----------------------------------------------------------------- check
+
+    def check(self, declared_sql: str | None, rows: int = 20) -> CheckReport:
+        """The migration-setup gate: one head; empty → head; per revision upgrade →
+        downgrade → upgrade keeps seeded data; head matches the declared schema; live
+        database at head; applied revision files unchanged. One row per check."""
+        report = CheckReport()
+        script = self._script()
+        heads = self._heads(script)
+
+        started = time.perf_counter()
+        if len(heads) == 1:
+            report.results.append(CheckRow("one head", "pass", heads[0], _since(started)))
+        else:
+            detail = ("no revisions yet; " + NEW_HINT) if not heads else \
+                f"{len(heads)} heads: {', '.join(heads)} (merge them)"
+            report.results.append(CheckRow("one head", "fail", detail, _since(started)))
+        if not heads:
+            return report
+        require_reflection(self.engine, "migrate check")
+        revisions = list(reversed(list(script.walk_revisions())))
+        linear = len(heads) == 1 and all(not isinstance(s.down_revision, tuple | list)
+                                         for s in revisions)
+
+        # empty → head, then head against the declared schema, on one scratch database
+        with scratch_engine(self.engine) as scratch:
+            started = time.perf_counter()
+            at_head = False
+            try:
+                with self._migration_connection(scratch) as conn, conn.begin():
+                    self._run_steps(conn, script, "heads", True, [], record_hashes=False)
+                at_head = True
+                report.results.append(CheckRow("empty → head", "pass",
+                                               f"{len(revisions)} revision(s)", _since(started)))
+            except Exception as exc:
+                report.results.append(CheckRow("empty → head", "fail", self._reason(exc),
+                                               _since(started)))
+            started = time.perf_counter()
+            if declared_sql is None or not declared_sql.strip():
+                report.results.append(CheckRow("head matches declared schema", "skip",
+                                               "no declared schema (schema.sql)", 0.0))
+            elif not at_head:
+                report.results.append(CheckRow("head matches declared schema", "skip",
+                                               "the database could not be upgraded to head", 0.0))
+            else:
+                try:
+                    target = declared_metadata(declared_sql, self.engine)
+                    with scratch.connect() as conn:
+                        diff, _ = self._autogenerate(conn, target, "check", write=False)
+                    report.results.append(CheckRow(
+                        "head matches declared schema", "fail" if diff else "pass",
+                        ("differs: " + "; ".join(diff) + " (create a revision with `conductor "
+                         "migrate new`)") if diff else "no autogenerate difference",
+                        _since(started)))
+                except Exception as exc:
+                    report.results.append(CheckRow("head matches declared schema", "fail",
+                                                   self._reason(exc), _since(started)))
+
+        # upgrade → downgrade → upgrade per revision on seeded sample rows
+        if not linear:
+            report.results.append(CheckRow("upgrade → downgrade → upgrade keeps data", "skip",
+                                           "needs one linear history (merge the heads)", 0.0))
+        else:
+            report.results.extend(self._round_trips(script, revisions, rows))
+
+        started = time.perf_counter()
+        live = self.current()
+        ok = len(heads) == 1 and live == heads[0]
+        report.results.append(CheckRow(
+            "live database at head", "pass" if ok else "fail",
+            f"at {live}" if ok else f"live database at {live or 'base (nothing applied)'}, "
+                                    f"head is {', '.join(heads)}: run `conductor migrate up`",
+            _since(started)))
+        report.results.append(self._hash_check(script))
+        return report
+
+    def _reason(self, exc: Exception) -> str:
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            return self._url_scrub(first_line(str(exc.orig)))
+        if isinstance(exc, ConductorError):
+            return self._url_scrub(str(exc))
+        return self._url_scrub(f"{type(exc).__name__}: {first_line(str(exc))}")
+
+    def _round_trips(self, script: ScriptDirectory, revisions: list[Script],
+                     rows: int) -> list[CheckRow]:
+        results: list[CheckRow] = []
+        broken = None
+        with scratch_engine(self.engine) as scratch, self._migration_connection(scratch) as conn:
+            for index, sc in enumerate(revisions):
+                name = f"upgrade → downgrade → upgrade keeps data: {sc.revision}"
+                if broken:
+                    results.append(CheckRow(name, "skip", f"{broken} failed before it", 0.0))
+                    continue
+                started = time.perf_counter()
+                parent = sc.down_revision or "base"
+                step = "upgrade"
+                try:
+                    with conn.begin():
+                        before = _columns(conn)
+                    with conn.begin():
+                        self._run_steps(conn, script, sc.revision, True, [], record_hashes=False)
+                    step = "seeding sample rows"
+                    with conn.begin():
+                        seed(conn, rows=rows, seed=index)
+                    with conn.begin():
+                        kept = _kept_columns(before, _columns(conn))
+                        first = _kept_fingerprint(conn, kept)
+                    step = "downgrade"
+                    with conn.begin():
+                        self._run_steps(conn, script, parent, False, [], record_hashes=False)
+                    with conn.begin():
+                        down = _kept_fingerprint(conn, kept)
+                    step = "upgrade again"
+                    with conn.begin():
+                        self._run_steps(conn, script, sc.revision, True, [], record_hashes=False)
+                    with conn.begin():
+                        again = _kept_fingerprint(conn, kept)
+                except Exception as exc:
+                    conn.rollback()
+                    results.append(CheckRow(name, "fail", f"{sc.doc}: {step} failed: "
+                                                          f"{self._reason(exc)}", _since(started)))
+                    broken = sc.revision
+                    continue
+                problems = _fingerprint_differences(first, down, "after downgrade") + \
+                    _fingerprint_differences(first, again, "after upgrading again")
+                total = sum(p.rows for p in first.values())
+                detail = (f"{sc.doc}: " + "; ".join(problems)) if problems else (
+                    f"{sc.doc}: {len(first)} table(s), {total} row(s) identical after the round trip"
+                    if first else f"{sc.doc}: no tables before this revision; the round trip ran "
+                                  "on seeded rows")
+                results.append(CheckRow(name, "fail" if problems else "pass", detail,
+                                        _since(started)))
+        return results
+
+    def _hash_check(self, script: ScriptDirectory) -> CheckRow:
+        name = "revision files unchanged since applied"
+        started = time.perf_counter()
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(HASH_TABLE_NAME):
+                return CheckRow(name, "skip", "no revision applied through conductor yet",
+                                _since(started))
+            recorded = conn.execute(select(REVISION_HASHES)).mappings().all()
+        changed = []
+        for row in recorded:
+            try:
+                path = Path(script.get_revision(row["revision"]).path)
+            except CommandError:
+                changed.append(f"{row['file']} (revision {row['revision']}) was deleted")
+                continue
+            if _file_sha256(path) != row["sha256"]:
+                changed.append(f"{path.name} (revision {row['revision']}) was edited after it "
+                               f"was applied on {row['applied_at']}")
+        if changed:
+            return CheckRow(name, "fail", "; ".join(changed) + ": revert the edit, or add a new "
+                                                               "revision instead", _since(started))
+        return CheckRow(name, "pass", f"{len(recorded)} applied revision file(s) checked",
+                        _since(started))
+
+    # ----------------------------------------------------------------- lint
+
+    def lint(self, revision: str | None = None) -> LintReport:
+        """Flag destructive (drop table / column) and data-dependent changes (NOT NULL column
+        without a server default on a table with rows, a new NOT NULL on a column holding
+        NULLs, a new UNIQUE on a table with rows — saying whether the live data has
+        duplicates) before they run. Default: the revisions not yet applied to the live
+        database; or just ``revision``.
+
+        Each revision's changes are read by running it on a scratch database and comparing
+        the reflected schema before and after, so hand-written ``op.execute`` DDL and
+        SQLite table rebuilds are read as reliably as autogenerated operations."""
+        script = self._script()
+        self._require_revisions(script)
+        require_reflection(self.engine, "migrate lint")
+        live_heads = self._live_heads()
+        self._applied(script, live_heads)
+        if revision is None:
+            pending = self._plan(script, "heads", live_heads, upgrade=True)
+            start: tuple[str, ...] = live_heads
+        else:
+            try:
+                pending = [script.get_revision(revision)]
+            except CommandError as exc:
+                raise ConductorError(f"unknown revision {revision!r}: {exc}",
+                                     hint="see `conductor migrate history`") from None
+            if pending[0] is None:
+                raise ConductorError(f"unknown revision {revision!r}",
+                                     hint="see `conductor migrate history`")
+            down = pending[0].down_revision
+            start = (down,) if isinstance(down, str) else tuple(down or ())
+        report = LintReport(revisions=[s.revision for s in pending])
+        if not pending:
+            return report
+        facts = _LiveFacts(self.engine)
+        with scratch_engine(self.engine) as scratch, self._migration_connection(scratch) as conn:
+            for head in start:
+                with conn.begin():
+                    self._run_steps(conn, script, head, True, [], record_hashes=False)
+            created_here: set[str] = set()
+            with conn.begin():
+                before = _shape(conn)
+            for sc in pending:
+                try:
+                    with conn.begin():
+                        self._run_steps(conn, script, sc.revision, True, [], record_hashes=False)
+                except Exception as exc:
+                    report.findings.append(LintFinding(
+                        sc.revision, "error", "upgrade_fails",
+                        f"the revision fails on an empty database: {self._reason(exc)}"))
+                    break
+                with conn.begin():
+                    after = _shape(conn)
+                report.findings.extend(_lint_step(sc.revision, before, after, facts, created_here))
+                created_here |= set(after) - set(before)
+                before = after
+        return report
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class _SqliteSnapshot:
+    """A copy of a SQLite database taken with the online backup API: into a temporary
+    file next to the database (so it stays on the same disk), or memory for ``:memory:``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        database = engine.url.database
+        self.path: str | None = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            fd, self.path = tempfile.mkstemp(prefix=".conductor-snapshot-", suffix=".sqlite",
+                                             dir=Path(database).resolve().parent)
+            os.close(fd)
+        self.copy = sqlite3.connect(self.path or ":memory:")
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.backup(self.copy)
+        finally:
+            raw.close()
+
+    def restore(self) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.rollback()
+            self.copy.backup(raw.driver_connection)
+        finally:
+            raw.close()
+
+    def discard(self) -> None:
+        self.copy.close()
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- lint helpers
+
+
+@dataclass
+class _TableShape:
+    columns: dict[str, tuple[bool, bool, str]]  # name → (nullable, has server default, type)
+    uniques: set[tuple[str, ...]]
+
+
+def _shape(conn: Connection) -> dict[str, _TableShape]:
+    insp = inspect(conn)
+    shapes: dict[str, _TableShape] = {}
+    for name in user_tables(conn):
+        columns = {c["name"]: (bool(c["nullable"]), c.get("default") is not None
+                               or bool(c.get("identity")) or bool(c.get("autoincrement") is True),
+                               str(c["type"]))
+                   for c in insp.get_columns(name)}
+        uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints(name)}
+        uniques |= {tuple(i["column_names"]) for i in insp.get_indexes(name)
+                    if i.get("unique") and all(i["column_names"])}
+        pk = tuple(insp.get_pk_constraint(name).get("constrained_columns") or ())
+        uniques.discard(pk)
+        shapes[name] = _TableShape(columns, uniques)
+    return shapes
+
+
+class _LiveFacts:
+    """Row counts, NULL counts and duplicate groups in the live database, looked up lazily."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.tables = set(user_tables(engine))
+        self._columns: dict[str, set[str]] = {}
+
+    def _q(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def columns(self, table: str) -> set[str]:
+        if table not in self._columns:
+            self._columns[table] = ({c["name"] for c in inspect(self.engine).get_columns(table)}
+                                    if table in self.tables else set())
+        return self._columns[table]
+
+    def rows(self, table: str) -> int:
+        if table not in self.tables:
+            return 0
+        with self.engine.connect() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM {self._q(table)}")).scalar_one()
+
+    def nulls(self, table: str, column: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM {self._q(table)} "
+                                     f"WHERE {self._q(column)} IS NULL")).scalar_one()
+
+    def duplicates(self, table: str, columns: tuple[str, ...]) -> int:
+        cols = ", ".join(self._q(c) for c in columns)
+        not_null = " AND ".join(f"{self._q(c)} IS NOT NULL" for c in columns)
+        with self.engine.connect() as conn:
+            return conn.execute(text(
+                f"SELECT count(*) FROM (SELECT {cols} FROM {self._q(table)} WHERE {not_null} "
+                f"GROUP BY {cols} HAVING count(*) > 1) AS dup")).scalar_one()
+
+
+def _lint_step(revision: str, before: dict[str, _TableShape], after: dict[str, _TableShape],
+               facts: _LiveFacts, created_here: set[str]) -> list[LintFinding]:
+    found: list[LintFinding] = []
+
+    def live_rows(table: str) -> int:
+        return 0 if table in created_here else facts.rows(table)
+
+    for table in sorted(set(before) - set(after)):
+        rows = live_rows(table)
+        found.append(LintFinding(revision, "error", "drop_table",
+                                 f"drops table {table} ({rows} row(s) in the live database are lost)"))
+    for table in sorted(set(before) & set(after)):
+        old, new = before[table], after[table]
+        rows = None
+        added = set(new.columns) - set(old.columns)
+        for column in sorted(set(old.columns) - set(new.columns)):
+            rows = live_rows(table) if rows is None else rows
+            found.append(LintFinding(revision, "error", "drop_column",
+                                     f"drops column {table}.{column} (its values in {rows} live "
+                                     "row(s) are lost)"))
+        for column in sorted(added):
+            nullable, has_default, _ = new.columns[column]
+            if nullable or has_default:
+                continue
+            rows = live_rows(table) if rows is None else rows
+            if rows:
+                found.append(LintFinding(
+                    revision, "error", "not_null_without_default",
+                    f"adds NOT NULL column {table}.{column} without a server default to {table}, "
+                    f"which has {rows} row(s) in the live database: the upgrade will fail "
+                    "(add a server_default, or add it nullable, fill it, then set NOT NULL)"))
+        for column in sorted(set(old.columns) & set(new.columns)):
+            if old.columns[column][0] and not new.columns[column][0]:
+                live = table not in created_here and column in facts.columns(table)
+                nulls = facts.nulls(table, column) if live else 0
+                if nulls:
+                    found.append(LintFinding(
+                        revision, "error", "not_null_on_nulls",
+                        f"makes {table}.{column} NOT NULL but {nulls} live row(s) hold NULL "
+                        "there: the upgrade will fail (fill them first)"))
+        for columns in sorted(new.uniques - old.uniques):
+            rows = live_rows(table) if rows is None else rows
+            if not rows:
+                continue
+            cols = ", ".join(columns)
+            if table in created_here or not set(columns) <= facts.columns(table):
+                state = "its columns are new, so the live data cannot be checked yet"
+                severity = "warning"
+            else:
+                groups = facts.duplicates(table, columns)
+                state = (f"the live data has {groups} duplicate group(s): the upgrade will fail"
+                         if groups else "the live data has no duplicates now")
+                severity = "error" if groups else "warning"
+            found.append(LintFinding(revision, severity, "new_unique",
+                                     f"adds UNIQUE ({cols}) on {table}, which has {rows} row(s); "
+                                     f"{state}"))
+    return found
+
+
+# --------------------------------------------------------------------------- check helpers
+
+
+def _columns(conn: Connection) -> dict[str, list[str]]:
+    insp = inspect(conn)
+    return {t: [c["name"] for c in insp.get_columns(t)] for t in user_tables(conn)}
+
+
+def _kept_columns(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Tables and columns that exist both before and after a revision: what its downgrade
+    must give back unchanged."""
+    return {t: [c for c in after[t] if c in before[t]] for t in after if t in before}
+
+
+def _kept_fingerprint(conn: Connection, kept: dict[str, list[str]]) -> dict[str, TableFingerprint]:
+    prints: dict[str, TableFingerprint] = {}
+    for name, columns in kept.items():
+        reflected = Table(quoted_name(name, None), MetaData(), autoload_with=conn)
+        subset = Table(quoted_name(name, None), MetaData(),
+                       *[Column(c.name, c.type, primary_key=c.primary_key)
+                         for c in reflected.columns if c.name in columns])
+        prints[name] = fingerprint_table(conn, subset)
+    return prints
+
+
+def _fingerprint_differences(first: dict[str, TableFingerprint],
+                             second: dict[str, TableFingerprint], when: str) -> list[str]:
+    problems = []
+    for name, print_ in first.items():
+        other = second.get(name)
+        if other is None:
+            problems.append(f"{name} is missing {when}")
+        elif other.rows != print_.rows:
+            problems.append(f"{name} has {other.rows} row(s) {when}, {print_.rows} before")
+        elif other.sha256 != print_.sha256:
+            problems.append(f"{name}'s rows differ {when} (same count, different hash)")
+    return problems
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _describe_ops(container: Any) -> list[str]:
+    found: list[str] = []
+    for op in getattr(container, "ops", []):
+        if isinstance(op, alembic_ops.OpContainer):
+            found.extend(_describe_ops(op))
+        else:
+            found.append(_describe_op(op))
+    return found
+
+
+def _describe_op(op: Any) -> str:
+    table = getattr(op, "table_name", None)
+    if isinstance(op, alembic_ops.CreateTableOp):
+        return f"create_table {table}"
+    if isinstance(op, alembic_ops.DropTableOp):
+        return f"drop_table {table}"
+    if isinstance(op, alembic_ops.AddColumnOp):
+        return f"add_column {table}.{op.column.name}"
+    if isinstance(op, alembic_ops.DropColumnOp):
+        return f"drop_column {table}.{op.column_name}"
+    if isinstance(op, alembic_ops.AlterColumnOp):
+        changes = []
+        if op.modify_nullable is not None:
+            changes.append("NULL" if op.modify_nullable else "NOT NULL")
+        if op.modify_type is not None:
+            changes.append(f"type {op.modify_type}")
+        if op.modify_server_default is not False:
+            changes.append("server default")
+        return f"alter_column {table}.{op.column_name}" + (f" ({', '.join(changes)})"
+                                                           if changes else "")
+    if isinstance(op, alembic_ops.CreateIndexOp):
+        columns = ", ".join(str(getattr(c, "name", c)) for c in op.columns)
+        unique = "unique " if op.kw.get("unique") or getattr(op, "unique", False) else ""
+        return f"create_index {unique}{op.index_name} on {table}({columns})"
+    if isinstance(op, alembic_ops.DropIndexOp):
+        return f"drop_index {op.index_name} on {table}"
+    if isinstance(op, alembic_ops.CreateUniqueConstraintOp):
+        return f"create_unique_constraint {op.constraint_name} on {table}({', '.join(op.columns)})"
+    if isinstance(op, alembic_ops.CreateForeignKeyOp):
+        return f"create_foreign_key {op.constraint_name} on {op.source_table} → {op.referent_table}"
+    if isinstance(op, alembic_ops.CreateCheckConstraintOp):
+        return f"create_check_constraint {op.constraint_name} on {table}"
+    if isinstance(op, alembic_ops.DropConstraintOp):
+        kind = f" ({op.constraint_type})" if op.constraint_type else ""
+        return f"drop_constraint {op.constraint_name} on {table}{kind}"
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(op).__name__.removesuffix("Op")).lower()
+    return f"{name} {table}" if table else name
+
+
+def _inline(statement: str, parameters: Any) -> str:
+    """A recorded SQLite statement with its ``?`` parameters written as literals."""
+    if not parameters or isinstance(parameters, dict):
+        return statement.strip()
+    values = iter(parameters)
+
+    def literal(_match: re.Match) -> str:
+        value = next(values, None)
+        if value is None:
+            return "NULL"
+        if isinstance(value, int | float):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    return re.sub(r"\?", literal, statement.strip())
+
+
+def _join(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else ",".join(value)
+
+
+_CREATE_DATE = re.compile(r"^Create Date:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _created(script: Script) -> datetime | None:
+    try:
+        match = _CREATE_DATE.search(Path(script.path).read_text(encoding="utf-8"))
+        return datetime.fromisoformat(match.group(1)) if match else None
+    except (OSError, ValueError):
+        return None
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _write_atomic(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["CheckReport", "CheckRow", "LintFinding", "LintReport", "MigrationRun", "Migrations",
+           "RevisionInfo"]

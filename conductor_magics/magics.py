@@ -11,7 +11,7 @@ import shlex
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.display import Markdown, display
+from IPython.display import display
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
@@ -91,15 +91,20 @@ class ConductorMagics(Magics):
             print(result.to_text())
         elif isinstance(result, ContextResult):
             for name, text in result.docs.items():
-                display(Markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}"))
+                _markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
             if result.missing:
-                display(Markdown("*missing:* " + ", ".join(result.missing)))
+                _markdown("*missing:* " + ", ".join(result.missing))
         else:
             # text/plain rides along for consoles, nbconvert --to script and CI logs.
             display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
             markdown = getattr(result, "markdown", None)
             if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
-                display(Markdown(markdown))
+                _markdown(markdown)
+
+
+def _markdown(text: str) -> None:
+    # The Markdown source doubles as the plain-text form (consoles, CI logs).
+    display({"text/markdown": text, "text/plain": text}, raw=True)
 
 
 def jupysql_engine():
@@ -109,8 +114,10 @@ def jupysql_engine():
     except ImportError:
         raise BadArguments("JupySQL is not installed", "pip install jupysql, then %load_ext sql") from None
     current = ConnectionManager.current
-    connection = getattr(current, "_connection_sqlalchemy", None) if current is not None else None
-    if connection is None:
+    # close_all() leaves `current` pointing at a closed connection: require a live one.
+    live = current is not None and current in ConnectionManager.connections.values()
+    connection = getattr(current, "_connection_sqlalchemy", None) if live else None
+    if connection is None or connection.closed:
         raise BadArguments("JupySQL has no current SQLAlchemy connection",
                            "connect first: %sql sqlite:///file.db (or a SQLAlchemy URL)")
     return connection.engine

@@ -10,42 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sample_ddl import V1, V2
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
 from conductor_magics.engine.sample import seed
 
 CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
-
-V1 = """
-CREATE TABLE customers (
-  id INTEGER NOT NULL,
-  email VARCHAR(254) NOT NULL,
-  full_name VARCHAR(200) NOT NULL,
-  CONSTRAINT pk_customers PRIMARY KEY (id),
-  CONSTRAINT uq_customers_email UNIQUE (email)
-);
-CREATE TABLE orders (
-  id INTEGER NOT NULL,
-  customer_id INTEGER NOT NULL,
-  status VARCHAR(20) NOT NULL,
-  total_cents INTEGER NOT NULL,
-  CONSTRAINT pk_orders PRIMARY KEY (id),
-  CONSTRAINT fk_orders_customer_id_customers FOREIGN KEY (customer_id) REFERENCES customers (id),
-  CONSTRAINT ck_orders_status CHECK (status IN ('pending', 'paid', 'shipped', 'cancelled'))
-);
-CREATE INDEX ix_orders_customer_id ON orders (customer_id);
-"""
-
-# v2: a new column, a new index and a new CHECK
-V2 = V1.replace(
-    "  total_cents INTEGER NOT NULL,\n",
-    "  total_cents INTEGER NOT NULL,\n  note VARCHAR(200),\n",
-).replace(
-    "  CONSTRAINT ck_orders_status CHECK",
-    "  CONSTRAINT ck_orders_total_cents CHECK (total_cents >= 0),\n  CONSTRAINT ck_orders_status CHECK",
-) + "CREATE INDEX ix_orders_status ON orders (status);\n"
-
 
 class Runner:
     """Runs `conductor` in a project and keeps every output for the password scan."""

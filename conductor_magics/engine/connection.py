@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import DatabaseError, UnsupportedByDialect
@@ -169,3 +171,13 @@ def require_reflection(bind, step: str) -> None:
             "constraints (foreign keys, checks)",
             hint="run this step against SQLite or PostgreSQL; SQL cells, transactions and "
                  "row fingerprints work on DuckDB")
+
+
+@contextmanager
+def connection_of(bind: Engine | Connection) -> Iterator[Connection]:
+    """A Connection for ``bind``: a new one from an Engine (closed afterwards), or ``bind`` itself."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            yield conn
+    else:
+        yield bind

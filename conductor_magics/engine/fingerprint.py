@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -18,6 +16,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect, select, text
 from sqlalchemy.sql import quoted_name
+
+from .connection import connection_of
 
 #: tables that belong to the tooling, not to the user's schema
 TOOL_TABLES = frozenset({"alembic_version", "conductor_revision_hashes"})
@@ -52,7 +52,7 @@ def _canonical(value: Any) -> Any:
 def user_tables(bind: Engine | Connection, schema: str | None = None) -> list[str]:
     """Table names of the user's schema, without the tool's own tables."""
     if bind.dialect.name == "duckdb":  # its reflection is unreliable; the catalog is not
-        with _connection(bind) as conn:
+        with connection_of(bind) as conn:
             names = conn.execute(text(
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = coalesce(:schema, current_schema()) AND table_type = 'BASE TABLE'"),
@@ -60,15 +60,6 @@ def user_tables(bind: Engine | Connection, schema: str | None = None) -> list[st
     else:
         names = inspect(bind).get_table_names(schema=schema)
     return sorted(t for t in names if t not in TOOL_TABLES)
-
-
-@contextmanager
-def _connection(bind: Engine | Connection) -> Iterator[Connection]:
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            yield conn
-    else:
-        yield bind
 
 
 def fingerprint_table(conn: Connection, table: Table) -> TableFingerprint:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -49,7 +47,7 @@ from sqlalchemy import (
 )
 
 from ..errors import ConductorError, UnsupportedByDialect
-from .connection import first_line, require_reflection, scrub
+from .connection import connection_of, first_line, require_reflection, scrub
 from .sample import RowGenerator, check_bounds, parent_values, reflect_user_tables
 from .sqlrun import json_value
 
@@ -106,15 +104,6 @@ class Constraint:
     def row(self) -> dict[str, Any]:
         return {"table": self.table, "constraint": self.name, "kind": self.kind,
                 "columns": ", ".join(self.columns), "definition": self.definition}
-
-
-@contextmanager
-def _connection(bind: Engine | Connection) -> Iterator[Connection]:
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            yield conn
-    else:
-        yield bind
 
 
 def _engine(bind: Engine | Connection) -> Engine:
@@ -222,7 +211,7 @@ def _check_columns(table: Table, sqltext: str) -> tuple[str, ...]:
 def inventory(bind: Engine | Connection) -> pd.DataFrame:
     """One row per constraint: table, constraint (name or None), kind, columns, definition."""
     require_reflection(bind, "the constraint inventory")
-    with _connection(bind) as conn:
+    with connection_of(bind) as conn:
         constraints = _collect(conn, reflect_user_tables(conn))
     return _frame([c.row() for c in constraints], INVENTORY_COLUMNS)
 
@@ -604,7 +593,7 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
                      "columns": columns if isinstance(columns, str) else ", ".join(columns),
                      "status": status, "count": count, "detail": detail})
 
-    with _connection(bind) as conn:
+    with connection_of(bind) as conn:
         metadata = reflect_user_tables(conn)
         live = _collect(conn, metadata)
         tables = metadata.tables
@@ -718,7 +707,7 @@ def sqlite_checks(bind: Engine | Connection) -> pd.DataFrame:
                                    f"not available on {bind.dialect.name}",
                                    hint="on other databases use the probes and data checks")
     rows: list[dict] = []
-    with _connection(bind) as conn:
+    with connection_of(bind) as conn:
         messages = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
         if messages == ["ok"]:
             rows.append({"check": "integrity_check", "table": None, "status": OK, "count": 0, "detail": "ok"})

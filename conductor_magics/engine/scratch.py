@@ -17,19 +17,16 @@ from sqlalchemy.pool import StaticPool
 from ..errors import DatabaseError, UnsupportedByDialect
 from .connection import first_line, make_engine, scrub
 
+#: dialects whose scratch database is in memory (one connection, kept by StaticPool)
+_IN_MEMORY = {"sqlite": "sqlite://", "duckdb": "duckdb:///:memory:"}
+
 
 @contextmanager
 def scratch_engine(like: Engine) -> Iterator[Engine]:
     """An empty database of ``like``'s dialect, removed when the block ends."""
     dialect = like.dialect.name
-    if dialect == "sqlite":
-        engine = make_engine("sqlite://", poolclass=StaticPool)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-    elif dialect == "duckdb":
-        engine = make_engine("duckdb:///:memory:", poolclass=StaticPool)
+    if dialect in _IN_MEMORY:
+        engine = make_engine(_IN_MEMORY[dialect], poolclass=StaticPool)
         try:
             yield engine
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,23 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p = add("plan", "the plan's phases and tasks with their marks, gates and locks")
     p.add_argument("id", nargs="?", help="component id")
     p = add("task", "mark a task: done [x], undo [ ], start [~], skip [-], block [!]")
-    p.add_argument("action", choices=list(ACTIONS), help="what to do with the task")
+    p.add_argument("action", choices=[*ACTIONS, "run"],
+                   help="what to do with the task; run: mark it [~], run the cell (--file in a "
+                        "shell) and tick it when the run succeeds")
     p.add_argument("target", nargs="+", metavar="[ID] TASK",
                    help="optional component id, then the task by number (2.3, 2.3.1) or by text")
+    p.add_argument("--file", metavar="F", help="run: the Python file to run as the task's work")
     p.add_argument("--force", action="store_true",
                    help="act on a task of a locked phase anyway (the override is recorded)")
     p.add_argument("--reason", help="why --force was needed (recorded)")
+    p = add("test", "record a test run for a task (TDD: a task is ticked only after red → green)")
+    p.add_argument("name", help="the test's name")
+    p.add_argument("--task", metavar="TASK", help="the task it tests (default: the one in progress, else the next)")
+    p.add_argument("--id", help="component id")
+    outcome = p.add_mutually_exclusive_group()
+    outcome.add_argument("--passed", action="store_true", help="record a passing run (run elsewhere)")
+    outcome.add_argument("--failed", action="store_true", help="record a failing run (run elsewhere)")
+    p.add_argument("--file", metavar="F", help="run this Python file as the test: passes unless it raises")
     p = add("verify", "show a phase's gate, or record its verification with --confirm")
     p.add_argument("id", nargs="?", help="component id")
     p.add_argument("--phase", type=int, metavar="N", help="phase number (default: the phase waiting)")
@@ -150,7 +162,8 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
 
 
 MIGRATE_ACTIONS = ("new", "up", "down", "history", "current", "sql", "check", "lint")
-WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "verify", "complete", "lint")
+WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "test", "verify",
+                      "complete", "lint")
 ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud")
 SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
 #: commands whose cell body (or --file) is their input
@@ -207,16 +220,42 @@ def read_body(inv: Invocation, cell: str | None) -> str | None:
     return cell
 
 
+def run_python_file(body: str, filename: str) -> bool:
+    """Run a work or test body outside a notebook: True unless it raises (the traceback
+    goes to stderr, as a test runner would show it)."""
+    import traceback
+
+    try:
+        exec(compile(body, filename, "exec"), {"__name__": "__main__"})  # noqa: S102 - the user's own cell
+    except Exception:  # the user's code: any failure means the run failed
+        traceback.print_exc()
+        return False
+    return True
+
+
 def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
-        engine: Any = None, namespace: dict | None = None) -> Any:
+        engine: Any = None, namespace: dict | None = None,
+        execute: Callable[[str], bool] | None = None) -> Any:
     """Carry out one parsed command; returns the session's (or live database's) result.
 
     ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
-    when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells.
+    when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells;
+    ``execute(body) -> succeeded`` runs task and test cells (the kernel's own runner in a
+    notebook; a plain ``exec`` of ``--file`` in a shell).
     """
     a = inv.args
     if inv.command in ENGINE_COMMANDS:
         return run_engine(inv, session, read_body(inv, body), url, engine, namespace)
+    if inv.command in ("task", "test"):
+        body = read_body(inv, body)
+        execute = execute or (lambda code: run_python_file(code, getattr(a, "file", None) or "<cell>"))
+        if inv.command == "test":
+            return _run_test(a, session, body, execute)
+        if a.action == "run":
+            if not (body or "").strip():
+                raise BadArguments("task run needs the work: a %%conductor task TASK cell, or --file F")
+            storage_id, ref = split_task_target(session, a.target)
+            return session.run_task(ref, lambda: execute(body), storage_id, force=a.force)
     if body is not None and body.strip():
         raise BadArguments(f"'{inv.command}' takes no cell body", "use %conductor, not %%conductor")
     match inv.command:
@@ -242,6 +281,20 @@ def run(inv: Invocation, session: Session, *, body: str | None = None, url: str 
         case "lint":
             return session.lint(fix=a.fix)
     raise BadArguments(f"unknown command '{inv.command}'")
+
+
+def _run_test(a: argparse.Namespace, session: Session, body: str | None,
+              execute: Callable[[str], bool]) -> Any:
+    if a.passed or a.failed:
+        if (body or "").strip():
+            raise BadArguments("--passed/--failed record a run made elsewhere: give no body")
+        passed = a.passed
+    elif (body or "").strip():
+        passed = execute(body)
+    else:
+        raise BadArguments("test needs a body (a %%conductor test NAME cell, or --file F) "
+                           "or --passed/--failed")
+    return session.record_test(a.name, passed, task_ref=a.task, storage_id=a.id)
 
 
 def run_engine(inv: Invocation, session: Session, body: str | None, url: str | None,
@@ -308,7 +361,7 @@ def complete(words: list[str], session: Session | None) -> list[str]:
         except ConductorError:
             ids = []
     if command == "task":
-        return list(ACTIONS) if not rest else ids
+        return [*ACTIONS, "run"] if not rest else ids
     if command == "migrate" and not rest:
         return list(MIGRATE_ACTIONS)
     if command == "schema" and not rest:

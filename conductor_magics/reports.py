@@ -21,13 +21,15 @@ class PhaseState:
     verdict: dict[str, Any] | None
     locked: bool = False
     lock_reason: str | None = None
+    #: the phase whose verification unlocks this one
+    blocked_by: int | None = None
 
     def to_json(self) -> dict:
         return {
             "number": self.phase.number, "title": self.phase.title, "kind": self.phase.kind,
             "finished": self.phase.finished, "verified": self.verified,
             "checkpoint": self.phase.checkpoint, "locked": self.locked,
-            "lock_reason": self.lock_reason, **self.phase.counts(),
+            "lock_reason": self.lock_reason, "blocked_by": self.blocked_by, **self.phase.counts(),
             "verdict": self.verdict,
         }
 
@@ -249,11 +251,18 @@ class TaskResult:
     phase: PhaseState | None
     status_before: str | None
     next: NextResult
+    #: a task cell whose work raised: the task stays [~]
+    cell_failed: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.cell_failed else 0
 
     def to_json(self) -> dict:
         return {
             "id": self.component.id, "task": {"number": self.task.number, "name": self.task.name,
                                               "line": self.task.line},
+            "cell_failed": self.cell_failed,
             "before": self.before, "after": self.after, "changed": self.changed, "forced": self.forced,
             "phase": self.phase.to_json() if self.phase else None,
             "phase_finished": bool(self.phase and self.phase.phase.finished and not self.phase.verified),
@@ -268,13 +277,43 @@ class TaskResult:
             head = (f"{self.component.id}: {t.number} {t.name}: {_MARK_TEXT[self.before]} → "
                     f"{_MARK_TEXT[self.after]}" + (" (forced past a locked phase; recorded)" if self.forced else ""))
         lines = [head]
-        if self.phase and self.phase.phase.finished and not self.phase.verified:
+        if self.cell_failed:
+            lines.append(f"the cell failed: task {t.number} stays [~] until a run succeeds")
+        elif self.phase and self.phase.phase.finished and not self.phase.verified:
             p = self.phase.phase
             lines.append(f"{p.title} is finished: verify it with "
                          f"`conductor verify {self.component.id} --phase {p.number} --confirm NOTE`")
         else:
             lines.append(self.next.to_text())
         return "\n".join(lines)
+
+
+@dataclass
+class TestResult:
+    """One recorded run of a test cell and what it means for its task."""
+
+    component: Component
+    task: Task
+    name: str
+    passed: bool
+    tdd_state: str
+    tdd: bool
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def to_json(self) -> dict:
+        return {"id": self.component.id, "test": self.name, "passed": self.passed,
+                "task": {"number": self.task.number, "name": self.task.name},
+                "tdd": self.tdd, "tdd_state": self.tdd_state}
+
+    def to_text(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        line = f"{self.component.id}: test '{self.name}' {verdict} (task {self.task.number})"
+        if self.tdd:
+            line += f"; TDD state of the task: {self.tdd_state}"
+        return line
 
 
 @dataclass

@@ -8,6 +8,7 @@ magics and (later) the widgets and server extension all call a
 from __future__ import annotations
 
 import getpass
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ComponentNotFound, ConductorError, GateClosed
+from .errors import ComponentNotFound, ConductorError, GateClosed, TaskNotFound
 from .reports import (
     CompleteResult,
     ComponentStatus,
@@ -27,21 +28,29 @@ from .reports import (
     PlanResult,
     StatusReport,
     TaskResult,
+    TestResult,
     VerifyResult,
 )
 from .workspace import Component, Plan, WorkflowPreferences, Workspace, load_context, read_plan
 from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
 from .workspace.files import atomic_write_bytes
 from .workspace.lint import fix_workspace, lint_workspace
-from .workspace.plan import write_task_state
+from .workspace.plan import Task, annotate_phase_bytes, write_plan_edit, write_task_state
 from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
+from .workspace.test_runs import FILE_NAME as TEST_RUNS_FILE
+from .workspace.test_runs import GREEN, append_run, read_runs
 from .workspace.timestamps import now
 from .workspace.verification import append_record, read_log
+from .workspace.workflow import SCHEMA_FIRST, parse_workflow
 
 if TYPE_CHECKING:
     from .live_database import LiveDatabase
 
 #: task action → the state it sets
+#: phase kinds that build on the schema: locked until it is verified in schema-first mode
+IMPLEMENTATION_KINDS = frozenset({"core", "indexing", "integrity", "backup"})
+_MANUAL_TASK_RE = re.compile(r"manual\s+verification", re.IGNORECASE)
+
 ACTIONS = {"done": "done", "undo": "todo", "start": "in_progress", "skip": "skipped", "block": "blocked"}
 _SELECTABLE = (IN_PROGRESS, PLANNING)
 
@@ -141,21 +150,41 @@ class Session:
 
     # -- reading -------------------------------------------------------------------------
 
+    def preferences(self) -> WorkflowPreferences:
+        """workflow.md's preferences (defaults when it is missing)."""
+        path = self.workspace.dir / "workflow.md"
+        return parse_workflow(read_text_lenient(path) if path.is_file() else None)
+
     def phase_states(self, component: Component, plan: Plan) -> list[PhaseState]:
-        """Each phase with whether it is finished, verified and locked (and why)."""
+        """Each phase with whether it is finished, verified and locked (and why).
+
+        A phase is locked while an earlier phase is finished but unverified; and when
+        workflow.md says schema-first, implementation phases are locked until the schema
+        design phase is verified.
+        """
         log = read_log(component.verification_path)
+        prefs = self.preferences()
+        schema_first = prefs.testing == SCHEMA_FIRST and "testing" in prefs.source_lines
         states: list[PhaseState] = []
         blocker: PhaseState | None = None
+        schema_gate: PhaseState | None = None
         for phase in plan.phases:
             verdict = log.verdict_for(phase, plan)
             verified = verdict is not None or phase.checkpoint is not None
             state = PhaseState(phase=phase, verified=verified, verdict=verdict)
             if blocker is not None:
-                state.locked = True
+                state.locked, state.blocked_by = True, blocker.phase.number
                 state.lock_reason = (f"phase {blocker.phase.number} '{blocker.phase.title}' is finished "
                                      "but not verified")
-            elif phase.finished and not verified:
+            elif schema_gate is not None and phase.kind in IMPLEMENTATION_KINDS:
+                state.locked, state.blocked_by = True, schema_gate.phase.number
+                state.lock_reason = (f"schema-first: phase {schema_gate.phase.number} "
+                                     f"'{schema_gate.phase.title}' must be verified before "
+                                     "implementation phases")
+            if not state.locked and phase.finished and not verified:
                 blocker = state
+            if schema_first and schema_gate is None and phase.kind == "schema" and not verified:
+                schema_gate = state
             states.append(state)
         return states
 
@@ -305,14 +334,26 @@ class Session:
             states = self.phase_states(component, plan)
             state = states[task.phase_number - 1] if task.phase_number else None
             forced = False
+            override_reason = None
             if target != "todo" and state is not None and state.locked:
                 if not force:
                     raise GateClosed(
                         f"task {task.number} is in phase {state.phase.number}, which is locked: "
                         f"{state.lock_reason}", path=component.plan_path, line=task.line,
                         hint=f"verify it first (`conductor verify {component.id} --phase "
-                             f"{_blocker_number(states)} --confirm NOTE`) or pass --force")
-                forced = True
+                             f"{state.blocked_by} --confirm NOTE`) or pass --force")
+                forced, override_reason = True, state.lock_reason
+            if target == "done" and task.state != "done" and self._needs_red_green(task):
+                tdd = read_runs(component.dir / TEST_RUNS_FILE).state(task.name)
+                if tdd != GREEN:
+                    if not force:
+                        raise GateClosed(
+                            f"TDD: task {task.number} cannot be ticked: its tests are {tdd} "
+                            "(a test must be seen failing, then passing)",
+                            path=component.plan_path, line=task.line,
+                            hint=f"record runs with %%conductor test NAME --task {task.number} "
+                                 "(conductor test NAME --task … --passed/--failed), or pass --force")
+                    forced, override_reason = True, f"TDD: tests are {tdd}"
             status = IN_PROGRESS if component.status == PLANNING and target != "todo" else None
             # Validate metadata.json and tracks.md before plan.md is written, so a malformed
             # file there leaves every file unchanged.
@@ -326,7 +367,7 @@ class Session:
                     append_record(component.verification_path, {
                         "kind": "override", "phase": state.phase.number, "phase_title": state.phase.title,
                         "task": new_task.number, "task_name": new_task.name, "action": action,
-                        "reason": reason or state.lock_reason, "by": self.user,
+                        "reason": reason or override_reason, "gate": override_reason, "by": self.user,
                         "at": self.clock().isoformat(timespec="seconds"),
                     })
                 for path, data in status_edits:
@@ -408,8 +449,52 @@ class Session:
             append_record(component.verification_path, record)
             for path, data in status_edits:
                 atomic_write_bytes(path, data)
+            annotation = f"[verified: {self.clock().date().isoformat()}]"
+            plan = write_plan_edit(component.plan_path,
+                                   lambda data, phase: annotate_phase_bytes(data, phase, annotation),
+                                   phase_number=current.phase.number)
         new_state = self.phase_states(component, plan)[current.phase.number - 1]
         return VerifyResult(component, new_state, recorded=record, checks=results, waivers=waivers)
+
+    def run_task(self, ref: str, execute: Callable[[], bool], storage_id: str | None = None, *,
+                 force: bool = False) -> TaskResult:
+        """A task cell: mark the task [~] (refused if its phase is locked), run the work,
+        and tick it when the work succeeded; on failure it stays [~]."""
+        started = self.task("start", ref, storage_id, force=force) \
+            if self._task_state(ref, storage_id) != "done" else None
+        if not execute():
+            result = started or self.task("start", ref, storage_id, force=force)
+            result.cell_failed = True
+            return result
+        return self.task("done", ref, storage_id, force=force)
+
+    def _task_state(self, ref: str, storage_id: str | None) -> str:
+        return self.active(storage_id).read_plan().find(ref).state
+
+    def _needs_red_green(self, task: Task) -> bool:
+        """In TDD mode every task needs red → green, except manual verification tasks."""
+        prefs = self.preferences()
+        return prefs.tdd and not _MANUAL_TASK_RE.search(task.name)
+
+    def record_test(self, name: str, passed: bool, *, task_ref: str | None = None,
+                    storage_id: str | None = None, detail: str | None = None) -> TestResult:
+        """Record one run of a test cell, linked to a task (default: the task in progress,
+        else the next one). In TDD mode these runs decide whether the task may be ticked."""
+        if not name.strip():
+            raise ConductorError("a test needs a name", hint="%%conductor test NAME")
+        component = self.active(storage_id)
+        with self.workspace.lock():
+            plan = component.read_plan()
+            task = plan.find(task_ref) if task_ref else plan.next_task()
+            if task is None:
+                raise TaskNotFound("no open task to link the test to", path=component.plan_path,
+                                   hint="pass --task TASK")
+            runs = append_run(component.dir / TEST_RUNS_FILE, {
+                "name": name.strip(), "task": task.number, "task_name": task.name,
+                "passed": bool(passed), "detail": detail, "at": self.clock().isoformat(timespec="seconds"),
+            })
+        return TestResult(component, task, name.strip(), bool(passed), runs.state(task.name),
+                          self.preferences().tdd)
 
     def complete(self, storage_id: str | None = None) -> CompleteResult:
         """Mark the component Completed; only when every phase is finished and verified."""
@@ -441,7 +526,3 @@ class Session:
                 fixed = fix_workspace(self.workspace, problems)
             problems = lint_workspace(self.workspace)
         return LintResult(self.workspace.dir, problems, fixed)
-
-
-def _blocker_number(states: list[PhaseState]) -> int:
-    return next(s.phase.number for s in states if s.phase.finished and not s.verified)

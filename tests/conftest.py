@@ -20,6 +20,23 @@ def project(tmp_path: Path) -> Path:
     return project
 
 
+def without_phase_kind_locks(workspace: Path) -> None:
+    """Drop workflow.md's testing-approach line, so schema-first does not lock the
+    implementation phases: for tests of the write machinery, not of the gates."""
+    workflow = workspace / "workflow.md"
+    lines = workflow.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if "testing approach" not in line.lower()]
+    assert len(kept) == len(lines) - 1
+    workflow.write_text("".join(kept), encoding="utf-8")
+
+
+@pytest.fixture
+def unlocked_project(project: Path) -> Path:
+    """The example project without schema-first locks (see without_phase_kind_locks)."""
+    without_phase_kind_locks(project / "storage-conductor")
+    return project
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL cluster started for this test session (never skipped)."""
@@ -42,3 +59,42 @@ def pg_url(pg_server) -> str:
         yield pg_server.url(name)
     finally:
         pg_server.drop_database(name)
+
+
+# --------------------------------------------------------------------------- browser tests
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    """A real JupyterLab serving an empty project folder (``lab.root_dir``); stopped by PID."""
+    from browser_lab import start_lab
+
+    root = tmp_path / "lab-project"
+    root.mkdir()
+    server = start_lab(root, tmp_path / "lab-home")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path):
+    """A Playwright page in headless Debian Chromium with a new, empty user-data dir."""
+    from browser_lab import CHROMIUM, CHROMIUM_ARGS, require_tools
+
+    require_tools()
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            context.close()

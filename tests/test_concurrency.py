@@ -95,7 +95,9 @@ def _run_session_writers(project: Path, tmp_path: Path, workers: int, churn: int
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("workers", "churn"), [(2, 0), (2, 2), (3, 1)])
-def test_session_writers_lose_no_tick(project: Path, tmp_path: Path, workers: int, churn: int) -> None:
+def test_session_writers_lose_no_tick(unlocked_project: Path, tmp_path: Path, workers: int,
+                                     churn: int) -> None:
+    project = unlocked_project
     plan_path = project / "storage-conductor" / "storages" / "orders_db" / "plan.md"
     original = plan_path.read_bytes()
     _run_session_writers(project, tmp_path, workers, churn)
@@ -109,7 +111,8 @@ def test_session_writers_lose_no_tick(project: Path, tmp_path: Path, workers: in
 
 
 @pytest.mark.slow
-def test_cli_writers_lose_no_tick(project: Path) -> None:
+def test_cli_writers_lose_no_tick(unlocked_project: Path) -> None:
+    project = unlocked_project
     """Two sequences of `conductor task done` processes, odd- and even-numbered tasks."""
     plan_path = project / "storage-conductor" / "storages" / "orders_db" / "plan.md"
     original = plan_path.read_bytes()

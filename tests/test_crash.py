@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, without_phase_kind_locks
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
@@ -126,6 +126,7 @@ def test_sigkill_never_leaves_half_a_file(tmp_path: Path) -> None:
     project.mkdir()
     shutil.copytree(EXAMPLE, project / "storage-conductor")
     ws = project / "storage-conductor"
+    without_phase_kind_locks(ws)
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     checker = Checker(ws)

@@ -37,6 +37,8 @@ _CLOSING_RE = re.compile(
 _CHECKBOX_TEXT_RE = re.compile(r"^\[([ xX~!-])\](?:[ \t]+|$)")
 _CHECKBOX_LINE_RE = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\[([ xX~!-])\](?:[ \t]|$)")
 _CHECKPOINT_RE = re.compile(r"\s*\[checkpoint:\s*([0-9a-fA-F]{7,40})\s*\]", re.IGNORECASE)
+# Written by `verify` when there is no commit to name: an annotation, not a verdict.
+_VERIFIED_RE = re.compile(r"\s*\[verified:\s*[^\]]*\]", re.IGNORECASE)
 # A trailing commit SHA: 7-40 hex digits holding at least one digit and one letter
 # (so "Seed 1000000 rows" keeps its number), bare or in () / [].
 _SHA_RE = re.compile(
@@ -273,6 +275,7 @@ def clean_name(text: str) -> tuple[str, str | None, str | None]:
     if match:
         checkpoint = match.group(1)
         text = (text[: match.start()] + text[match.end():]).strip()
+    text = _VERIFIED_RE.sub("", text).strip()
     sha = None
     match = _SHA_RE.search(text)
     if match and match.start() > 0:
@@ -453,3 +456,56 @@ def write_task_state(path: Path, key: TaskKey, state: str,
     task.mark = STATE_MARK[state]
     plan.data = new_data
     return plan, task, before
+
+
+def _line_span(data: bytes, line: int) -> tuple[int, int]:
+    """Byte span of a 1-based line's content (without its line ending)."""
+    bom = len(_BOM) if data.startswith(_BOM) else 0
+    starts = _line_starts(data[bom:])
+    start = bom + starts[line - 1]
+    end = bom + starts[line] if line < len(starts) else len(data)
+    while end > start and data[end - 1:end] in (b"\n", b"\r"):
+        end -= 1
+    return start, end
+
+
+def annotate_phase_bytes(data: bytes, phase: Phase, annotation: str) -> bytes:
+    """``data`` with ``annotation`` (``[checkpoint: abc1234]``) at the end of the phase's
+    heading, replacing an earlier checkpoint/verified annotation; only that line changes."""
+    start, end = _line_span(data, phase.line)
+    text = data[start:end].decode("utf-8")
+    stripped = _VERIFIED_RE.sub("", _CHECKPOINT_RE.sub("", text)).rstrip()
+    closing = re.search(r"\s+#+\s*$", stripped)  # keep an ATX closing sequence last
+    if closing:
+        stripped = stripped[: closing.start()] + f" {annotation}" + stripped[closing.start():]
+    else:
+        stripped = f"{stripped} {annotation}"
+    trailing = text[len(text.rstrip()):]
+    return data[:start] + (stripped + trailing).encode("utf-8") + data[end:]
+
+
+def set_task_sha_bytes(data: bytes, task: Task, sha: str) -> bytes:
+    """``data`` with the task's trailing commit SHA set to ``sha`` (``(abc1234)``)."""
+    start, end = _line_span(data, task.line)
+    text = data[start:end].decode("utf-8")
+    body = text.rstrip()
+    match = _SHA_RE.search(body)
+    if match and task.sha and match.group(1) == task.sha:
+        body = body[: match.start()].rstrip()
+    trailing = text[len(text.rstrip()):]
+    return data[:start] + f"{body} ({sha}){trailing}".encode() + data[end:]
+
+
+def write_plan_edit(path: Path, edit, *, phase_number: int | None = None,
+                    key: TaskKey | None = None) -> Plan:
+    """Re-read plan.md, apply ``edit(data, phase_or_task)`` to a phase (by number) or a
+    task (by key) and write atomically. The caller holds the lock."""
+    plan = read_plan(path)
+    target = plan.phase(phase_number) if phase_number is not None else plan.by_key(key)
+    if target is None:
+        raise TaskNotFound("the task is no longer in the plan (the file changed meanwhile)",
+                           path=path, hint="re-run the command; it re-reads plan.md")
+    new_data = edit(plan.data, target)
+    if new_data != plan.data:
+        atomic_write_bytes(path, new_data)
+    return parse_plan(new_data, path)

@@ -1,6 +1,9 @@
-"""The demo: the example workspace's implement loop, through the CLI and an executed notebook.
+"""The demo: the example workspace implemented end to end on embedded SQLite.
 
-Works on a copy in build/demo/ so the example stays pristine. Run by `make demo`.
+Works on a copy in build/demo/ (a fresh git repository, so workflow.md's per-task
+commits show), so the example stays pristine: a few CLI commands on the small
+component, then the walkthrough notebook executed headless on orders_db, then the
+commits it made. Run by `make demo`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = REPO / "build" / "demo"
-NOTEBOOKS = ["getting_started.ipynb"]
+NOTEBOOKS = ["implement_walkthrough.ipynb"]
+LINES_PER_OUTPUT = 8
 
 
 def sh(*args: str) -> None:
@@ -45,8 +49,14 @@ def run_notebook(name: str) -> None:
         print(f"\n[{cell.execution_count}] {cell.source.splitlines()[0] if cell.source else ''}")
         for output in cell.get("outputs", []):
             text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            if output.get("output_type") == "error":
+                sys.exit(f"demo: cell {cell.execution_count} failed: {output['ename']}: {output['evalue']}")
             if text:
-                print("    " + "\n    ".join(str(text).rstrip().splitlines()[:12]))
+                print("    " + "\n    ".join(str(text).rstrip().splitlines()[:LINES_PER_OUTPUT]))
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=OUT, capture_output=True, text=True, check=False)
 
 
 def main() -> None:
@@ -56,7 +66,14 @@ def main() -> None:
     shutil.copytree(HERE / "storage-conductor", OUT / "storage-conductor")
     for name in NOTEBOOKS:
         shutil.copy2(HERE / name, OUT / name)
-    os.environ.pop("CONDUCTOR_ROOT", None)
+    for variable in ("CONDUCTOR_ROOT", "CONDUCTOR_DATABASE_URL"):
+        os.environ.pop(variable, None)
+    if shutil.which("git"):
+        git("init", "-q")
+        git("config", "user.name", "Conductor Demo")
+        git("config", "user.email", "demo@example.com")
+        git("add", "-A")
+        git("commit", "-q", "-m", "chore: the example storage-conductor workspace")
 
     print("== The CLI on a copy of the example workspace ==")
     sh("status")
@@ -69,6 +86,9 @@ def main() -> None:
     print("\n== The notebook, executed headless ==")
     for name in NOTEBOOKS:
         run_notebook(name)
+    print("\n== Commits made along the way (workflow.md: per-task, Conventional Commits) ==")
+    log = git("log", "--format=%h %s", "-n", "60")
+    print(log.stdout if log.returncode == 0 else "(not a git repository)")
     print("\n== Final status ==")
     sh("status")
 

@@ -28,3 +28,22 @@ def test_getting_started_runs_two_phases_with_checked_gates(tmp_path: Path, monk
     assert (folder / "schema.sql").exists() and list((folder / "migrations/versions").glob("*.py"))
     refused = [o for c in nb.cells for o in c.get("outputs", []) if "refused:" in o.get("text", "")]
     assert refused, "the notebook should show the locked phase 2 being refused"
+
+
+def test_walkthrough_implements_every_phase_and_completes(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
+    shutil.copytree(EXAMPLE, tmp_path / "storage-conductor")
+    nb = nbformat.read(REPO / "example_notebooks" / "implement_walkthrough.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    texts = [str(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in outputs]
+    assert not [t for t in texts if "FAILED" in t], "a check failed along the way"
+    folder = tmp_path / "storage-conductor/storages/orders_db"
+    log = json.loads((folder / "verification.json").read_text())
+    assert [r["phase"] for r in log if r["kind"] == "verification"] == list(range(1, 9))
+    assert json.loads((folder / "metadata.json").read_text())["status"] == "Completed"
+    assert "| orders_db | Orders database | relational | PostgreSQL | Completed |" in \
+        (tmp_path / "storage-conductor/tracks.md").read_text()
+    assert len(list((folder / "migrations/versions").glob("*.py"))) == 2

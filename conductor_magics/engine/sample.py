@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlglot
 from sqlalchemy import Connection, Engine, MetaData, Table, func, select, types
+from sqlalchemy.exc import IntegrityError
 from sqlglot import exp
 
 from .fingerprint import TOOL_TABLES
@@ -33,6 +34,8 @@ class Bounds:
     choices: list[Any] | None = None
     not_equal: set[Any] = field(default_factory=set)
     min_length: int = 0
+    #: ``col IS NULL OR …``: NULL always satisfies the check, whatever the other columns are
+    null_satisfies: bool = False
 
     def merge_low(self, value: float) -> None:
         self.low = value if self.low is None else max(self.low, value)
@@ -82,6 +85,16 @@ def check_bounds(sqltexts: list[str], dialect: str) -> dict[str, Bounds]:
 def _apply_condition(node: exp.Expression, bounds: dict[str, Bounds]) -> None:
     while isinstance(node, exp.Paren):
         node = node.this
+    if isinstance(node, exp.Or):
+        # `paid_at IS NULL OR status IN (…)`: leaving the column NULL always passes.
+        for side in node.flatten():
+            while isinstance(side, exp.Paren):
+                side = side.this
+            if isinstance(side, exp.Is) and isinstance(side.expression, exp.Null):
+                col = _column_of(side.this)
+                if col:
+                    bounds.setdefault(col, Bounds()).null_satisfies = True
+        return
     if isinstance(node, exp.In):
         col = _column_of(node.this)
         values = [_literal(v) for v in node.expressions]
@@ -179,7 +192,18 @@ class RowGenerator:
             return column.name
         return None
 
-    def row(self, index: int, parents: dict[str, list[Any]]) -> dict[str, Any]:
+    def row(self, index: int, parents: dict[str, list[Any]], prefer_null: bool = False) -> dict[str, Any]:
+        """A row for position ``index``; ``prefer_null`` leaves every nullable non-key column
+        NULL (the fallback when a CHECK the generator cannot read rejected a batch)."""
+        values = self._row(index, parents)
+        for column in self.table.columns:
+            name = column.name
+            nullable = column.nullable and name not in self.unique_cols and name not in self.fk_columns
+            if nullable and (prefer_null or self.bounds.get(name.lower(), Bounds()).null_satisfies):
+                values[name] = None
+        return values
+
+    def _row(self, index: int, parents: dict[str, list[Any]]) -> dict[str, Any]:
         auto = self.auto_key()
         values: dict[str, Any] = {}
         grid_fks = [c for c in self.fk_columns if c in self.grid_columns and parents.get(c)]
@@ -304,7 +328,14 @@ def seed_connection(conn: Connection, rows: int, tables: list[str] | None, seed_
         offset = conn.execute(select(func.count()).select_from(table)).scalar_one()
         batch = [generator.row(offset + i + 1, parents) for i in range(rows)]
         if batch:
-            conn.execute(table.insert(), batch)
+            try:
+                with conn.begin_nested():
+                    conn.execute(table.insert(), batch)
+            except IntegrityError:
+                # A CHECK spanning several columns that the generator cannot read: NULL in
+                # the optional columns satisfies most of them. A second failure is raised.
+                batch = [generator.row(offset + i + 1, parents, prefer_null=True) for i in range(rows)]
+                conn.execute(table.insert(), batch)
         inserted[table.name] = len(batch)
     return inserted
 

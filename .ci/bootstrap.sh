@@ -27,6 +27,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
 fi
 
+# Chromium for the browser test (tests/test_browser.py drives it through Playwright;
+# never `playwright install`, which downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "bootstrap: installing Chromium (apt)"
+    apt_install chromium
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$PY" -m venv .venv

@@ -18,8 +18,10 @@ from traitlets.config import Configurable
 from .commands import SUBCOMMANDS, BadArguments, ParserExit, build_parser, complete, parse, run
 from .errors import ConductorError
 from .notebook_html import to_html
-from .reports import ContextResult
-from .session import Session
+from .reports import ContextResult, ImplementResult
+from .session import ACTIONS, Session
+
+TASK_VERBS = (*ACTIONS, "run")
 
 
 class Conductor(Configurable):
@@ -66,29 +68,45 @@ class ConductorMagics(Magics):
             argv = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%conductor: cannot parse the line: {exc}") from None
+        if cell is not None and argv[:1] == ["task"] and (len(argv) < 2 or argv[1] not in TASK_VERBS):
+            argv.insert(1, "run")  # %%conductor task 3.1 is a task cell
         try:
             inv = parse(argv, prog="%conductor")
             session = self.session(inv.root)
             if inv.command == "connect" and inv.args.from_jupysql:
                 self.url, self.engine = None, jupysql_engine()
             result = run(inv, session, body=cell, url=self.url, engine=self.engine,
-                         namespace=self.shell.user_ns)
+                         namespace=self.shell.user_ns, execute=self._execute)
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:
             raise UsageError(str(exc)) from None
+        if getattr(result, "cell_failed", False):
+            # The work raised (its traceback is above): stop a Run All here. A failing
+            # test cell does not stop anything: red is an expected step in TDD.
+            raise UsageError(f"task {result.task.number}: the cell failed; it stays [~]")
         if inv.command == "implement":
             self.shell.push({self.settings.variable: result.loaded})
         elif inv.command == "connect" and not inv.args.from_jupysql:
             explicit = inv.args.url or inv.args.target_url
             if explicit:
                 self.url, self.engine = explicit, None
-        self._show(result)
+        self._show(result, session)
         return None
 
-    def _show(self, result) -> None:
+    def _execute(self, code: str) -> bool:
+        """Run a task or test cell's body in the kernel; the user sees their own output
+        and traceback. True when it ran without an exception."""
+        return self.shell.run_cell(code, store_history=False).success
+
+    def _show(self, result, session: Session | None = None) -> None:
+        view = self._widget(result, session) if self.settings.rich and session is not None else None
         if not self.settings.rich:
             print(result.to_text())
+        elif view is not None:
+            if isinstance(result, ImplementResult):  # what was loaded, then the checklist
+                display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
+            display(view)
         elif isinstance(result, ContextResult):
             for name, text in result.docs.items():
                 _markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
@@ -100,6 +118,23 @@ class ConductorMagics(Magics):
             markdown = getattr(result, "markdown", None)
             if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
                 _markdown(markdown)
+
+    def _widget(self, result, session: Session):
+        """The interactive view of a result (checklist, chooser, gate), or None when it has
+        none or ipywidgets is not installed (the HTML view is shown instead)."""
+        try:
+            from .widgets.display import view_for
+        except ImportError:
+            return None
+
+        def implemented(chosen) -> None:  # another component picked in the chooser
+            self.shell.push({self.settings.variable: chosen.loaded})
+
+        try:
+            return view_for(result, session, url=self.url, engine=self.engine,
+                            on_implemented=implemented)
+        except ConductorError:  # e.g. plan.md changed meanwhile: the HTML view still shows
+            return None
 
 
 def _markdown(text: str) -> None:

@@ -521,3 +521,10 @@ def test_plan_updated_in_place_matches_a_fresh_parse(tmp_path):
         assert [(t.number, t.mark, t.mark_offset) for t in plan.items()] == \
                [(t.number, t.mark, t.mark_offset) for t in fresh.items()]
         assert plan.counts() == fresh.counts()
+
+
+def test_workspace_lock_is_reentrant_within_a_thread(tmp_path):
+    from conductor_magics.workspace.files import workspace_lock
+
+    with workspace_lock(tmp_path, timeout=2), workspace_lock(tmp_path, timeout=2):
+        pass  # a nested acquire would time out if the lock were not re-entrant

@@ -101,12 +101,17 @@ def lock_path_for(workspace_dir: Path) -> Path:
     return folder / f"{digest}.lock"
 
 
+_LOCKS: dict[str, FileLock] = {}
+
+
 @contextlib.contextmanager
 def workspace_lock(workspace_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the workspace's write lock (re-entrant within one process)."""
-    lock = FileLock(str(lock_path_for(workspace_dir)), timeout=timeout)
+    """Hold the workspace's write lock: exclusive between processes, re-entrant within a
+    thread (one FileLock object per workspace, which counts nested acquisitions)."""
+    path = str(lock_path_for(workspace_dir))
+    lock = _LOCKS.setdefault(path, FileLock(path))
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout)
     except Timeout as exc:
         raise ConductorError(
             f"another process has held the workspace lock for over {timeout:.0f} s",

@@ -74,7 +74,7 @@ def _phases_html(states: list[PhaseState], current: str | None, with_tasks: bool
     for s in states:
         n = s.phase.counts()
         flag = ("✔ verified" if s.verified else "finished — awaiting verification" if s.phase.finished
-                else f"🔒 locked: {s.lock_reason}" if s.locked else "")
+                else f"locked: {s.lock_reason}" if s.locked else "")
         head = (f"<b>{escape(s.phase.title)}</b> {_bar(n['tasks_done'], n['tasks_total'])} "
                 f'<span class="muted">{escape(flag)}</span>')
         if not with_tasks:

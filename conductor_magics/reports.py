@@ -253,6 +253,8 @@ class TaskResult:
     next: NextResult
     #: a task cell whose work raised: the task stays [~]
     cell_failed: bool = False
+    #: the git commit made for the tick (commits.CommitResult), when the task became done
+    commit: Any = None
 
     @property
     def exit_code(self) -> int:
@@ -267,6 +269,7 @@ class TaskResult:
             "phase": self.phase.to_json() if self.phase else None,
             "phase_finished": bool(self.phase and self.phase.phase.finished and not self.phase.verified),
             "next": self.next.to_json(),
+            "commit": self.commit.to_json() if self.commit is not None else None,
         }
 
     def to_text(self) -> str:
@@ -285,6 +288,8 @@ class TaskResult:
                          f"`conductor verify {self.component.id} --phase {p.number} --confirm NOTE`")
         else:
             lines.append(self.next.to_text())
+        if self.commit is not None:
+            lines.extend(self.commit.text_lines())
         return "\n".join(lines)
 
 
@@ -325,6 +330,8 @@ class VerifyResult:
     #: automated check results (engine.checks.CheckResult), when they were run
     checks: list[Any] | None = None
     waivers: dict[str, str] = field(default_factory=dict)
+    #: the checkpoint commit and git note (commits.CommitResult), when a verdict was recorded
+    commit: Any = None
 
     @property
     def failed_checks(self) -> list[Any]:
@@ -344,7 +351,8 @@ class VerifyResult:
         return {"id": self.component.id, "phase": self.state.to_json(), "verified": self.state.verified,
                 "recorded": self.recorded, "already_verified": self.already,
                 "checks": [c.to_json() for c in self.checks] if self.checks is not None else None,
-                "waivers": self.waivers}
+                "waivers": self.waivers,
+                "commit": self.commit.to_json() if self.commit is not None else None}
 
     def checks_text(self) -> list[str]:
         if self.checks is None:
@@ -360,11 +368,12 @@ class VerifyResult:
         return lines
 
     def to_text(self) -> str:
-        return "\n".join([self._head_text(), *self.checks_text()])
+        commit = self.commit.text_lines() if self.commit is not None else []
+        return "\n".join([self._head_text(), *self.checks_text(), *commit])
 
     def _head_text(self) -> str:
         p = self.state.phase
-        head = f"{self.component.id}: phase {p.number} '{p.title}' ({p.kind})"
+        head = f"{self.component.id}: {p.label} ({p.kind})"
         if self.recorded:
             return f"{head}: verified by {self.recorded['by']} at {self.recorded['at']}: {self.recorded['note']}"
         if self.state.verified:

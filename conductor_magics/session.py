@@ -7,6 +7,7 @@ magics and (later) the widgets and server extension all call a
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import re
 import subprocess
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .commits import CommitResult, commit_phase, commit_task, verification_note
 from .errors import ComponentNotFound, ConductorError, GateClosed, TaskNotFound
 from .reports import (
     CompleteResult,
@@ -31,11 +33,26 @@ from .reports import (
     TestResult,
     VerifyResult,
 )
-from .workspace import Component, Plan, WorkflowPreferences, Workspace, load_context, read_plan
+from .workspace import (
+    Component,
+    Phase,
+    Plan,
+    WorkflowPreferences,
+    Workspace,
+    load_context,
+    read_plan,
+)
 from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
 from .workspace.files import atomic_write_bytes
 from .workspace.lint import fix_workspace, lint_workspace
-from .workspace.plan import Task, annotate_phase_bytes, write_plan_edit, write_task_state
+from .workspace.plan import (
+    Task,
+    annotate_phase_bytes,
+    parse_plan,
+    set_task_sha_bytes,
+    write_plan_edit,
+    write_task_state,
+)
 from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
 from .workspace.test_runs import FILE_NAME as TEST_RUNS_FILE
 from .workspace.test_runs import GREEN, append_run, read_runs
@@ -129,6 +146,12 @@ def default_user(folder: Path) -> str:
         return "unknown"
 
 
+def _commit_failed(kind: str, exc: Exception) -> CommitResult:
+    """A commit that broke unexpectedly: reported like a git failure (files stay written)."""
+    return CommitResult(kind=kind, skipped_reason="git failed",
+                        warnings=[f"not committed: {type(exc).__name__}: {exc}"])
+
+
 class Session:
     """The implement loop over one workspace."""
 
@@ -174,13 +197,12 @@ class Session:
             state = PhaseState(phase=phase, verified=verified, verdict=verdict)
             if blocker is not None:
                 state.locked, state.blocked_by = True, blocker.phase.number
-                state.lock_reason = (f"phase {blocker.phase.number} '{blocker.phase.title}' is finished "
+                state.lock_reason = (f"{blocker.phase.label} is finished "
                                      "but not verified")
             elif schema_gate is not None and phase.kind in IMPLEMENTATION_KINDS:
                 state.locked, state.blocked_by = True, schema_gate.phase.number
-                state.lock_reason = (f"schema-first: phase {schema_gate.phase.number} "
-                                     f"'{schema_gate.phase.title}' must be verified before "
-                                     "implementation phases")
+                state.lock_reason = (f"schema-first: {schema_gate.phase.label} must be verified "
+                                     "before implementation phases")
             if not state.locked and phase.finished and not verified:
                 blocker = state
             if schema_first and schema_gate is None and phase.kind == "schema" and not verified:
@@ -372,12 +394,57 @@ class Session:
                     })
                 for path, data in status_edits:
                     atomic_write_bytes(path, data)
+            commit = None
+            if changed and target == "done":
+                commit = self._commit_task(component, new_plan, new_task)
+                if commit.committed:
+                    new_plan, new_task = self._record_task_sha(component, new_plan, new_task, commit)
         new_states = self.phase_states(component, new_plan)
         phase_state = new_states[new_task.phase_number - 1] if new_task.phase_number else None
         return TaskResult(component=component, task=new_task, before=before, after=new_task.state,
                           changed=changed, forced=forced, phase=phase_state,
                           status_before=previous_status,
-                          next=self._next(component, new_plan, new_states))
+                          next=self._next(component, new_plan, new_states), commit=commit)
+
+    # -- git -----------------------------------------------------------------------------
+
+    def _commit_task(self, component: Component, plan: Plan, task: Task) -> CommitResult:
+        """Per-task commits (workflow.md): commit the ticked task's work. Never raises for a
+        git problem; the result says what happened. The caller holds the lock."""
+        kind = plan.phase(task.phase_number).kind if task.phase_number else None
+        try:
+            return commit_task(self.workspace.dir, component.id, task.name, prefs=self.preferences(),
+                               phase_kind=kind, project_root=self.workspace.root)
+        except Exception as exc:  # plan.md is written: report it, never lose the tick
+            return _commit_failed("task", exc)
+
+    def _record_task_sha(self, component: Component, plan: Plan, task: Task,
+                         commit: CommitResult) -> tuple[Plan, Task]:
+        """Append the commit's short SHA to the ticked task's line in plan.md.
+
+        This is a second, separate edit after the one-byte tick, and it is left
+        uncommitted: it rides along in the next commit (the next task's, or the phase's
+        checkpoint). Amending the task's commit to include it would change the very SHA
+        it records. A failure here is reported, never raised: the tick and the commit stand.
+        """
+        short = commit.short_sha
+
+        def edit(data: bytes, target: Task) -> bytes:
+            new = set_task_sha_bytes(data, target, short)
+            # Only when the plan reads it back as this task's SHA: never garble a task line.
+            found = parse_plan(new, component.plan_path).by_key(target.key)
+            return new if found is not None and found.sha == short else data
+
+        try:
+            new_plan = write_plan_edit(component.plan_path, edit, key=task.key)
+        except ConductorError as exc:
+            commit.warnings.append(f"committed, but the SHA was not written onto the task: {exc}")
+            return plan, task
+        new_task = new_plan.by_key(task.key) or task
+        if new_task.sha != short:
+            commit.warnings.append(f"committed as {short}, but the SHA was not written onto task "
+                                   f"{task.number}: plan.md would not read it back as that task's")
+        return new_plan, new_task
 
     def database(self, storage_id: str | None = None, url: str | None = None,
                  engine: Any = None) -> LiveDatabase:
@@ -428,7 +495,7 @@ class Session:
         open_items = [t for t in current.phase.items() if not t.closed]
         if open_items and not force:
             listing = ", ".join(t.number for t in open_items[:8])
-            raise GateClosed(f"phase {current.phase.number} '{current.phase.title}' has "
+            raise GateClosed(f"{current.phase.label} has "
                              f"{len(open_items)} open task(s): {listing}",
                              path=component.plan_path, line=current.phase.line,
                              hint="finish or skip them, or pass --force to verify anyway")
@@ -449,12 +516,40 @@ class Session:
             append_record(component.verification_path, record)
             for path, data in status_edits:
                 atomic_write_bytes(path, data)
-            annotation = f"[verified: {self.clock().date().isoformat()}]"
+            commit = self._commit_checkpoint(component, current.phase, record)
+            annotation = (f"[checkpoint: {commit.short_sha}]" if commit.committed
+                          else f"[verified: {self.clock().date().isoformat()}]")
+            # Like a task's SHA, the checkpoint annotation is written after its commit and
+            # rides along in the next one.
             plan = write_plan_edit(component.plan_path,
                                    lambda data, phase: annotate_phase_bytes(data, phase, annotation),
                                    phase_number=current.phase.number)
         new_state = self.phase_states(component, plan)[current.phase.number - 1]
-        return VerifyResult(component, new_state, recorded=record, checks=results, waivers=waivers)
+        return VerifyResult(component, new_state, recorded=record, checks=results, waivers=waivers,
+                            commit=commit)
+
+    def _commit_checkpoint(self, component: Component, phase: Phase,
+                           record: dict[str, Any]) -> CommitResult:
+        """The checkpoint commit of a verified phase (per-phase commits: all of the phase's
+        work), with the verification report as a git note. Never raises for git problems."""
+        with contextlib.suppress(ConductorError):
+            phase = component.read_plan().phase(phase.number)  # with the SHAs written meanwhile
+        tasks = [{"number": t.number, "name": t.name, "state": t.state, "sha": t.sha}
+                 for t in phase.items()]
+        lines = [f"Verified by {record['by']} at {record['at']}: {record['note']}"]
+        lines += [f"Waived {name}: {why}" for name, why in record.get("waivers", {}).items()]
+        if record.get("forced"):
+            lines.append("Verified with open tasks: " + ", ".join(record.get("open_tasks", [])))
+        lines.append("")
+        lines += [f"- [{t.mark}] {t.number} {t.name}"
+                  + (f" ({t.sha})" if t.sha else "") for t in phase.items()]
+        try:
+            return commit_phase(self.workspace.dir, component.id, phase.number, phase.title,
+                                prefs=self.preferences(), body="\n".join(lines),
+                                note=verification_note(component.id, record, tasks),
+                                project_root=self.workspace.root)
+        except Exception as exc:  # the verdict is recorded: report it, never raise
+            return _commit_failed("checkpoint", exc)
 
     def run_task(self, ref: str, execute: Callable[[], bool], storage_id: str | None = None, *,
                  force: bool = False) -> TaskResult:
@@ -505,7 +600,7 @@ class Session:
         missing = [s for s in states if not (s.phase.finished and s.verified)]
         if missing:
             listing = "; ".join(
-                f"{s.phase.number} {s.phase.title} ({'not finished' if not s.phase.finished else 'not verified'})"
+                f"{s.phase.label} ({'not finished' if not s.phase.finished else 'not verified'})"
                 for s in missing)
             raise GateClosed(f"component '{component.id}' cannot be completed: {listing}",
                              path=component.plan_path,

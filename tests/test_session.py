@@ -267,7 +267,7 @@ def test_gate_closes_after_phase_1_is_finished(example):
     assert error.exit_code == 1
     message = str(error)
     assert "task 2.1 is in phase 2, which is locked" in message
-    assert "phase 1 'Phase 1: Schema Design' is finished but not verified" in message
+    assert "Phase 1: Schema Design is finished but not verified" in message
     assert "conductor verify customer_events --phase 1" in message
     assert error.line == read_plan(example / "storages" / "customer_events" / "plan.md").find("2.1").line
     assert (example / "storages" / "customer_events" / "plan.md").read_bytes() == plan_before
@@ -342,7 +342,7 @@ def test_verify_by_is_recorded(example):
 def test_verify_unfinished_phase_is_refused_without_force(example):
     session = session_for(example)
     session.task("done", "1.1", "customer_events")
-    with pytest.raises(GateClosed, match=r"phase 1 'Phase 1: Schema Design' has 4 open task\(s\): 1\.1\.1, 1\.1\.2, 1\.2, 1\.3"):
+    with pytest.raises(GateClosed, match=r"Phase 1: Schema Design has 4 open task\(s\): 1\.1\.1, 1\.1\.2, 1\.2, 1\.3"):
         session.verify("customer_events", 1, note="looks fine")
     assert read_log(example, "customer_events") == []
     with pytest.raises(ConductorError, match="empty"):

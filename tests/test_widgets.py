@@ -176,7 +176,7 @@ def test_ticking_the_last_task_never_verifies_the_phase(session, project):
     assert phase.finished and not phase.verified
     assert view.section(1).status.value == "finished, awaiting verification"
     assert "conductor-locked" in view.section(2)._dom_classes
-    assert "phase 1" in view.section(2).status.value
+    assert "Phase 1" in view.section(2).status.value
     log = project / "storage-conductor/storages/customer_events/verification.json"
     assert not log.exists() or not [r for r in json.loads(log.read_text()) if r["kind"] == "verification"]
 

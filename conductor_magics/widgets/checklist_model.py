@@ -119,7 +119,7 @@ class PhaseView:
                 return f"✔ verified by {v['by']} at {v.get('at', '?')}"
             return f"✔ verified (checkpoint {self.checkpoint})" if self.checkpoint else "✔ verified"
         if self.locked:
-            return f"🔒 locked: {self.lock_reason}"
+            return f"locked: {self.lock_reason}"
         if self.finished:
             return "finished, awaiting verification"
         return ""

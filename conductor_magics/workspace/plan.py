@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -78,6 +78,10 @@ class TaskKey:
     phase_title: str
     path: tuple[str, ...]
     ordinal: int  # among items with the same phase and path
+    #: how many items share that phase and path: if another one with the same text appears
+    #: (or one goes) between read and write, which one is meant is ambiguous, so the key no
+    #: longer matches and the write is refused instead of landing on the wrong task
+    siblings: int = 1
 
 
 @dataclass
@@ -92,6 +96,8 @@ class Task:
     depth: int
     phase_number: int
     key: TaskKey
+    #: the last line of the task's text (a long task may wrap onto following lines)
+    last_line: int = 0
     sha: str | None = None
     children: list[Task] = field(default_factory=list)
 
@@ -134,6 +140,13 @@ class Phase:
     @property
     def kind(self) -> str:
         return phase_kind(self.title)
+
+    @property
+    def label(self) -> str:
+        """How messages name the phase: ``Phase 3: Core`` as it is, else ``phase 3 'Core'``."""
+        if _PHASE_RE.match(self.title) and str(self.number) in self.title.split(":")[0]:
+            return self.title
+        return f"phase {self.number} '{self.title}'"
 
     def items(self) -> Iterator[Task]:
         """Every task and sub-task of the phase in document order."""
@@ -211,7 +224,8 @@ class Plan:
             if task.key == key:
                 return task
         # The phase was renamed meanwhile: accept the task if its path is unique.
-        same = [t for t in self.items() if t.key.path == key.path and t.key.ordinal == key.ordinal]
+        same = [t for t in self.items() if t.key.path == key.path and t.key.ordinal == key.ordinal
+                and t.key.siblings == key.siblings]
         return same[0] if len(same) == 1 else None
 
     def find(self, ref: str) -> Task:
@@ -371,6 +385,10 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
         elif token.type == "list_item_close":
             stack.pop()
 
+    every = [i for phase in phases for i in phase.items()] + [i for t in loose for i in t.walk()]
+    for item in every:
+        item.key = replace(item.key, siblings=seen[(item.key.phase_title, item.key.path)])
+
     if not phases and loose:
         # A plan with tasks but no phase headings: treat it as one phase.
         implicit = Phase(number=1, title="Plan", level=1, line=1, checkpoint=None, implicit=True)
@@ -406,8 +424,9 @@ def _make_task(item_token, inline, mark: str, raw_line: bytes, starts, bom) -> T
     raw = plain_text(inline)
     raw = _CHECKBOX_TEXT_RE.sub("", raw, count=1) if _CHECKBOX_TEXT_RE.match(raw) else raw[3:].lstrip()
     name, sha, _checkpoint = clean_name(raw)
+    last_line = inline.map[1] if inline.map else line_index + 1
     return Task(number="", name=name, mark=mark, line=line_index + 1, mark_offset=offset,
-                depth=0, phase_number=0, key=TaskKey("", (), 0), sha=sha)
+                depth=0, phase_number=0, key=TaskKey("", (), 0), sha=sha, last_line=last_line)
 
 
 def read_plan(path: Path) -> Plan:
@@ -485,8 +504,9 @@ def annotate_phase_bytes(data: bytes, phase: Phase, annotation: str) -> bytes:
 
 
 def set_task_sha_bytes(data: bytes, task: Task, sha: str) -> bytes:
-    """``data`` with the task's trailing commit SHA set to ``sha`` (``(abc1234)``)."""
-    start, end = _line_span(data, task.line)
+    """``data`` with the task's trailing commit SHA set to ``sha`` (``(abc1234)``), at the
+    end of the task's text (its last line when the text wraps)."""
+    start, end = _line_span(data, task.last_line or task.line)
     text = data[start:end].decode("utf-8")
     body = text.rstrip()
     match = _SHA_RE.search(body)

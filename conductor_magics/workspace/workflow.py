@@ -22,6 +22,9 @@ class WorkflowPreferences:
     migrations: str = VERSIONED
     commits: str = NO_COMMITS
     conventional_commits: bool = True
+    #: extra paths committed with a component's files (``- **Commit paths:** src/db/, tests/db/``),
+    #: relative to the project folder (the one holding storage-conductor/)
+    commit_paths: list[str] = field(default_factory=list)
     #: field → line number in workflow.md it was read from
     source_lines: dict[str, int] = field(default_factory=dict)
 
@@ -71,11 +74,24 @@ def _conventional(value: str) -> bool | None:
     return None
 
 
+def _paths(value: str) -> list[str] | None:
+    """``src/db/, `tests/db/`; docs/schema.md`` → the listed paths (``none`` → empty)."""
+    if re.fullmatch(r"\(?\s*(none|no|nothing|-)\s*\)?\.?", value.strip(), re.IGNORECASE):
+        return []
+    paths = []
+    for part in re.split(r"[,;]", value):
+        part = part.strip().strip("`'\"").strip()
+        if part and part not in paths:
+            paths.append(part)
+    return paths or None
+
+
 _KEYS = {
     "testing": (re.compile(r"test|tdd|approach", re.I), _testing),
     "migrations": (re.compile(r"migration", re.I), _migrations),
     "commits": (re.compile(r"commit\s*(strategy|frequency|policy|cadence)?$|^commits?$", re.I), _commits),
     "conventional_commits": (re.compile(r"commit\s*(message|format|style|convention)", re.I), _conventional),
+    "commit_paths": (re.compile(r"commit(ted)?\s*(paths?|files|folders?|directories|includes?)", re.I), _paths),
 }
 
 

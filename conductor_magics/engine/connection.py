@@ -181,3 +181,21 @@ def connection_of(bind: Engine | Connection) -> Iterator[Connection]:
             yield conn
     else:
         yield bind
+
+
+def statement_error(conn: Connection, number: int, total: int, statement: str,
+                     error: BaseException) -> DatabaseError:
+    """The DatabaseError for statement ``number`` of ``total`` failing: which statement
+    (first line), the driver's first error line, scrubbed, and what was rolled back."""
+    url = conn.engine.url
+    reason = first_line(scrub(str(error), url))
+    where = first_line(scrub(statement, url))
+    if re.search(r"(within|inside) a transaction", reason, re.I):
+        hint = ("this statement cannot run inside a transaction (e.g. VACUUM, CREATE INDEX CONCURRENTLY): "
+                "run it with the database's own client; nothing was applied")
+    elif has_transactional_ddl(conn.engine) or conn.dialect.name == "sqlite":
+        hint = "the statements ran in one transaction, which was rolled back: nothing was applied"
+    else:
+        hint = (f"the transaction was rolled back, but {conn.dialect.name} commits DDL statement "
+                f"by statement: DDL before statement {number} may have been applied")
+    return DatabaseError(f"statement {number} of {total} failed ({where}): {reason}", hint=hint)

@@ -51,7 +51,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
 from ..errors import DatabaseError, UnsupportedByDialect
-from .connection import first_line, has_transactional_ddl, scrub
+from .connection import first_line, scrub, statement_error
 from .fingerprint import TOOL_TABLES, user_tables
 from .scratch import scratch_engine
 
@@ -417,22 +417,9 @@ def _apply(conn: Connection, sql: str) -> None:
         try:
             conn.exec_driver_sql(statement)
         except DBAPIError as exc:
-            raise _statement_error(conn, number, len(statements), statement, exc.orig) from None
+            raise statement_error(conn, number, len(statements), statement, exc.orig) from None
         except SQLAlchemyError as exc:
-            raise _statement_error(conn, number, len(statements), statement, exc) from None
-
-
-def _statement_error(conn: Connection, number: int, total: int, statement: str,
-                     error: BaseException) -> DatabaseError:
-    url = conn.engine.url
-    reason = first_line(scrub(str(error), url))
-    where = first_line(scrub(statement, url))
-    if has_transactional_ddl(conn.engine) or conn.dialect.name == "sqlite":
-        hint = "nothing was applied: the script ran in one transaction, which was rolled back"
-    else:
-        hint = (f"{conn.dialect.name} commits DDL statement by statement: statements before "
-                f"{number} may have been applied")
-    return DatabaseError(f"statement {number} of {total} failed ({where}): {reason}", hint=hint)
+            raise statement_error(conn, number, len(statements), statement, exc) from None
 
 
 # --------------------------------------------------------------------------- declared constraints

@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, exc
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
-from .connection import first_line, has_transactional_ddl, scrub
+from .connection import first_line, scrub, statement_error
 from .schema import split_statements
 
 #: isolation levels a user may ask for (normalised spelling → SQLAlchemy's name)
@@ -174,26 +174,10 @@ def _run_statements(conn: Connection, statements: list[str]) -> tuple[pd.DataFra
                 rowcount = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else None
                 result.close()
         except exc.DBAPIError as error:
-            raise _statement_error(conn, number, len(statements), statement, error.orig) from None
+            raise statement_error(conn, number, len(statements), statement, error.orig) from None
         except exc.SQLAlchemyError as error:
-            raise _statement_error(conn, number, len(statements), statement, error) from None
+            raise statement_error(conn, number, len(statements), statement, error) from None
     return frame, rowcount
-
-
-def _statement_error(conn: Connection, number: int, total: int, statement: str,
-                     error: BaseException) -> DatabaseError:
-    url = conn.engine.url
-    reason = first_line(scrub(str(error), url))
-    where = first_line(scrub(statement, url))
-    if re.search(r"(within|inside) a transaction", reason, re.I):
-        hint = ("this statement cannot run inside a transaction (e.g. VACUUM, CREATE INDEX CONCURRENTLY): "
-                "run it with the database's own client; nothing was applied")
-    elif has_transactional_ddl(conn.engine) or conn.dialect.name == "sqlite":
-        hint = "the statements ran in one transaction, which was rolled back: nothing was applied"
-    else:
-        hint = (f"the transaction was rolled back, but {conn.dialect.name} commits DDL statement "
-                f"by statement: DDL before statement {number} may have been applied")
-    return DatabaseError(f"statement {number} of {total} failed ({where}): {reason}", hint=hint)
 
 
 def run_sql(engine: Engine, sql: str) -> SqlResult:

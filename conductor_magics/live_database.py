@@ -151,11 +151,9 @@ class LiveDatabase:
         return self._schema_result(validate(sql, self.engine), f"declared schema ({self.declared_path})")
 
     def _schema_result(self, report, head: str, **extra: Any) -> StepResult:
-        findings = pd.DataFrame([vars(f) for f in report.findings],
-                                columns=["severity", "table", "code", "message"])
         summary = f"{self.component.id}: {head}: {len(report.tables)} tables, {len(report.findings)} finding(s)"
         return StepResult(summary, {"schema": report.to_json(), **extra},
-                          [("columns", report.summary_frame()), ("findings", findings)],
+                          [("columns", report.summary_frame()), ("findings", report.findings_frame())],
                           markdown=f"```mermaid\n{report.mermaid()}\n```")
 
     # -- migrations ----------------------------------------------------------------------

@@ -160,6 +160,7 @@ class Session:
         self.workspace = workspace
         self._user = user
         self.clock = clock
+        self._preferences: tuple[tuple[int, int] | None, WorkflowPreferences] | None = None
 
     @classmethod
     def open(cls, root: str | Path | None = None, cwd: str | Path | None = None, **kwargs) -> Session:
@@ -174,9 +175,14 @@ class Session:
     # -- reading -------------------------------------------------------------------------
 
     def preferences(self) -> WorkflowPreferences:
-        """workflow.md's preferences (defaults when it is missing)."""
+        """workflow.md's preferences (defaults when it is missing); parsed again only when
+        the file changes, since every gate decision asks for them."""
         path = self.workspace.dir / "workflow.md"
-        return parse_workflow(read_text_lenient(path) if path.is_file() else None)
+        stamp = _stamp(path)
+        if self._preferences is None or self._preferences[0] != stamp:
+            prefs = parse_workflow(read_text_lenient(path) if stamp is not None else None)
+            self._preferences = (stamp, prefs)
+        return self._preferences[1]
 
     def phase_states(self, component: Component, plan: Plan) -> list[PhaseState]:
         """Each phase with whether it is finished, verified and locked (and why).

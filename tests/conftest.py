@@ -106,3 +106,49 @@ def browser_page(tmp_path: Path):
             yield page
         finally:
             context.close()
+
+
+@pytest.fixture
+def url_for(request, tmp_path: Path):
+    """``url_for(dialect)``: a fresh, empty database of that dialect (sqlite, duckdb or
+    postgresql, the last on the session's cluster)."""
+    def make(dialect: str) -> str:
+        if dialect == "sqlite":
+            return f"sqlite:///{tmp_path / 'live.sqlite'}"
+        if dialect == "duckdb":
+            return f"duckdb:///{tmp_path / 'live.duckdb'}"
+        return request.getfixturevalue("pg_url")
+    return make
+
+
+# --------------------------------------------------------------------------- IPython shell
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """A real IPython shell with the extension loaded (IPython keeps one per process)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "conductor_magics")
+    return ip
+
+
+@pytest.fixture
+def ip(shell, project: Path, monkeypatch):
+    """The shell pointed at this test's project, every setting back at its default."""
+    monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
+    for setting in (f"root = {str(project)!r}", "user = 'tester'", "variable = 'conductor'",
+                    "rich = True"):
+        shell.run_line_magic("config", f"Conductor.{setting}")
+    shell.user_ns.pop("conductor", None)
+    return shell
+
+
+def run_cell(ip, source: str):
+    """Run a cell in the shell; returns (captured output, execution result)."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        result = ip.run_cell(source)
+    return cap, result

@@ -65,17 +65,6 @@ WEAKENED = (DDL.replace("    CONSTRAINT ck_orders_total_positive CHECK (total >=
 KINDS = {"PRIMARY KEY", "FOREIGN KEY", "UNIQUE", "CHECK", "NOT NULL"}
 
 
-@pytest.fixture
-def url_for(request, tmp_path):
-    def make(dialect: str) -> str:
-        if dialect == "sqlite":
-            return f"sqlite:///{tmp_path / 'live.sqlite'}"
-        if dialect == "duckdb":
-            return f"duckdb:///{tmp_path / 'live.duckdb'}"
-        return request.getfixturevalue("pg_url")
-    return make
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, url_for):
     return url_for(request.param)

@@ -19,17 +19,6 @@ from conductor_magics.errors import ConductorError, DatabaseError, UnsupportedBy
 ALL = ["sqlite", "postgresql", "duckdb"]
 
 
-@pytest.fixture
-def url_for(request, tmp_path):
-    def make(dialect: str) -> str:
-        if dialect == "sqlite":
-            return f"sqlite:///{tmp_path / 'cell.sqlite'}"
-        if dialect == "duckdb":
-            return f"duckdb:///{tmp_path / 'cell.duckdb'}"
-        return request.getfixturevalue("pg_url")
-    return make
-
-
 @pytest.fixture(params=ALL)
 def engine(request, url_for):
     engine = make_engine(url_for(request.param))

@@ -3,36 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
+from conftest import run_cell as run
 from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "conductor_magics")
-    return ip
-
-
-@pytest.fixture
-def ip(shell, project: Path):
-    shell.run_line_magic("config", f"Conductor.root = {str(project)!r}")
-    shell.run_line_magic("config", "Conductor.user = 'tester'")
-    shell.run_line_magic("config", "Conductor.variable = 'conductor'")
-    shell.user_ns.pop("conductor", None)
-    return shell
-
-
-def run(ip, line: str):
-    """Run one magic line as a cell; returns (captured output, execution result)."""
-    with capture_output() as cap:
-        result = ip.run_cell(line)
-    return cap, result
 
 
 def html_of(cap) -> str:

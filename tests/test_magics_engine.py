@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
+from conftest import run_cell as run
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from sqlalchemy import make_url
 
@@ -19,27 +18,11 @@ DDL = """CREATE TABLE customers (
 );"""
 
 
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "conductor_magics")
-    return ip
-
-
 @pytest.fixture
-def ip(shell, project: Path, monkeypatch):
-    monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
-    shell.run_line_magic("reload_ext", "conductor_magics")  # a fresh connection state
-    shell.run_line_magic("config", f"Conductor.root = {str(project)!r}")
-    shell.run_line_magic("config", "Conductor.user = 'tester'")
-    shell.run_cell("%conductor implement orders_db")
-    return shell
-
-
-def run(ip, source: str):
-    with capture_output() as cap:
-        result = ip.run_cell(source)
-    return cap, result
+def ip(ip):
+    ip.run_line_magic("reload_ext", "conductor_magics")  # a fresh connection state
+    ip.run_cell("%conductor implement orders_db")
+    return ip
 
 
 def everything(cap) -> str:

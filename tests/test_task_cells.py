@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from conductor_magics.errors import GateClosed
@@ -28,20 +27,10 @@ def set_testing(workspace: Path, line: str) -> None:
     workflow.write_text(text.replace(old, line))
 
 
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "conductor_magics")
-    return ip
-
-
 @pytest.fixture
-def ip(shell, project):
-    shell.run_line_magic("config", f"Conductor.root = {str(project)!r}")
-    shell.run_line_magic("config", "Conductor.user = 'tester'")
-    shell.run_line_magic("config", "Conductor.rich = False")
-    yield shell
-    shell.run_line_magic("config", "Conductor.rich = True")
+def ip(ip):
+    ip.run_line_magic("config", "Conductor.rich = False")  # the conftest ip resets it
+    return ip
 
 
 def state(project: Path, number: str, component: str = "customer_events") -> str:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from ipywidgets.widgets.widget import _instances  # model_id → widget (Widget.widgets is deprecated)
 
@@ -361,24 +360,6 @@ def test_gate_opened_from_the_checklist_updates_it(session):
 
 
 # -- through %conductor -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "conductor_magics")
-    return ip
-
-
-@pytest.fixture
-def ip(shell, project: Path, monkeypatch):
-    monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
-    shell.run_line_magic("config", f"Conductor.root = {str(project)!r}")
-    shell.run_line_magic("config", "Conductor.user = 'tester'")
-    shell.run_line_magic("config", "Conductor.variable = 'conductor'")
-    shell.run_line_magic("config", "Conductor.rich = True")
-    shell.user_ns.pop("conductor", None)
-    return shell
 
 
 def displayed(ip, line: str):

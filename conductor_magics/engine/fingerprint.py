@@ -13,7 +13,6 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect, select, text
 from sqlalchemy.sql import quoted_name
 
@@ -104,11 +103,6 @@ def _fingerprint_duckdb(conn: Connection, name: str) -> TableFingerprint:
         digest.update(b"\n")
         count += 1
     return TableFingerprint(name, count, digest.hexdigest())
-
-
-def fingerprints_frame(prints: dict[str, TableFingerprint]) -> pd.DataFrame:
-    return pd.DataFrame([{"table": p.table, "rows": p.rows, "sha256": p.sha256}
-                         for p in prints.values()], columns=["table", "rows", "sha256"])
 
 
 def schema_snapshot(bind: Engine | Connection) -> dict[str, Any]:

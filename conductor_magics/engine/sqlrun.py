@@ -84,6 +84,10 @@ def frame_text(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, max_rows=TEXT_ROWS)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class SqlResult:
     """What a SQL cell did: statements run, the last statement's rows, time taken."""
@@ -94,11 +98,11 @@ class SqlResult:
     seconds: float
 
     def summary(self) -> str:
-        parts = [f"{self.statements} statement{'s' if self.statements != 1 else ''} committed"]
+        parts = [f"{_count(self.statements, 'statement')} committed"]
         if self.frame is not None:
-            parts.append(f"{len(self.frame)} row{'s' if len(self.frame) != 1 else ''} returned")
+            parts.append(f"{_count(len(self.frame), 'row')} returned")
         elif self.rowcount is not None:
-            parts.append(f"{self.rowcount} row{'s' if self.rowcount != 1 else ''} affected")
+            parts.append(f"{_count(self.rowcount, 'row')} affected")
         parts.append(f"{self.seconds:.3f} s")
         return ", ".join(parts)
 
@@ -128,9 +132,9 @@ class TxnResult:
         parts = [f"transaction {state}",
                  f"isolation {self.isolation}" if self.isolation else "isolation level not reported"]
         if self.statements is not None:
-            parts.append(f"{self.statements} statement{'s' if self.statements != 1 else ''}")
+            parts.append(_count(self.statements, "statement"))
         if self.frame is not None:
-            parts.append(f"{len(self.frame)} row{'s' if len(self.frame) != 1 else ''} returned")
+            parts.append(f"{_count(len(self.frame), 'row')} returned")
         parts.append(f"{self.seconds:.3f} s")
         return ", ".join(parts)
 

@@ -27,6 +27,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
 fi
 
+# HypoPG (hypothetical indexes for the index advisor) for the installed PostgreSQL major,
+# and the sqlite3 shell (its .expert recommender is the advisor benchmark's reference).
+pg_major=$(ls /usr/lib/postgresql/ | sort -n | tail -1)
+if [ ! -f "/usr/share/postgresql/$pg_major/extension/hypopg.control" ]; then
+    echo "bootstrap: installing HypoPG for PostgreSQL $pg_major (apt)"
+    apt_install "postgresql-$pg_major-hypopg"
+fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    echo "bootstrap: installing the sqlite3 shell (apt)"
+    apt_install sqlite3
+fi
+
 # Chromium for the browser test (tests/test_browser.py drives it through Playwright;
 # never `playwright install`, which downloads a browser).
 if [ ! -x /usr/bin/chromium ]; then

@@ -41,6 +41,10 @@ class CheckContext:
     engine: Engine
     declared_sql: str | None
     migrations_folder: Path
+    #: storages/<id>/: benchmarks.jsonl, backups/ and the like live here
+    component_dir: Path | None = None
+    #: the component's workload queries (workload.sql, else the spec's Query Patterns)
+    workload: list = field(default_factory=list)
 
 
 CheckFunction = Callable[[CheckContext], Iterator[CheckResult]]

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inv = parse(argv)
         session = Session.open(root=inv.root)
-        result = run(inv, session)
+        result = run(inv, session, progress=_progress(inv.json))
     except ParserExit as exc:
         if exc.message:
             sys.stderr.write(exc.message)
@@ -39,6 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(_to_json(result) if inv.json else result.to_text())
     return exit_code(result)
+
+
+def _progress(want_json: bool):
+    """tqdm bars on stderr for long steps, only on a terminal (not in logs, not with --json)."""
+    if want_json:
+        return None
+    from functools import partial
+
+    from tqdm import tqdm
+
+    return partial(tqdm, disable=None, file=sys.stderr, leave=False)
 
 
 def _fail(exc: ConductorError, want_json: bool, prefix: str = "error") -> int:

@@ -158,16 +158,82 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p = add_db("crud", "insert/read/update/delete generated rows per table, rolled back, timed")
     p.add_argument("table", nargs="?", help="one table (default: every table)")
     p.add_argument("--rows", type=int, default=5, help="rows per table (default 5)")
+
+    # -- index tuning --
+    p = add_db("seed", "insert generated rows (types, UNIQUE, foreign keys and simple CHECKs "
+                       "respected) into a table, or every table parents first, in one transaction")
+    p.add_argument("table", nargs="?", help="one table (default: every table)")
+    p.add_argument("--rows", type=int, default=1000, help="rows per table (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same rows")
+    p.add_argument("--skew", type=float, default=0.0,
+                   help="0 uniform (default); > 0 a Zipf-like exponent for foreign keys and "
+                        "repeated values, e.g. 1.2, for realistic selectivity")
+    p = add_db("query", "record the cell's query as NAME in storages/<id>/workload.sql (it runs "
+                        "once, rolled back); without a body, list the workload", with_body=True)
+    p.add_argument("name", nargs="?", help="the query's name")
+    p.add_argument("--workload", metavar="SOURCE",
+                   help="list: workload (workload.sql), spec (Query Patterns) or a .sql file")
+    p = add_db("bench", "time the cell's query (or workload query NAME) without and with each "
+                        "--index; appended to storages/<id>/benchmarks.jsonl", with_body=True)
+    p.add_argument("name", nargs="?", help="a workload query's name (or the name to record a cell under)")
+    p.add_argument("--index", action="append", default=[], metavar="DDL",
+                   help="candidate index, e.g. 'CREATE INDEX ix_orders_customer_id ON orders "
+                        "(customer_id)' (repeatable: one arm each)")
+    p.add_argument("--repeat", type=int, default=30, help="samples per arm (default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="samples per arm discarded first (default 3)")
+    p.add_argument("--analyze", action="store_true",
+                   help="PostgreSQL: also EXPLAIN (ANALYZE, BUFFERS) per arm, rolled back")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="bind a parameter (others are drawn from the data)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for arm order and parameters")
+    p = add_db("advise", "recommend indexes for the workload, evaluated without disturbing the "
+                         "live database (HypoPG, rolled-back indexes, or a scratch copy)")
+    p.add_argument("--workload", metavar="SOURCE",
+                   help="workload (workload.sql), spec (Query Patterns) or a .sql file "
+                        "(default: workload.sql, else the spec)")
+    p.add_argument("--apply", action="store_true",
+                   help="add the indexes to the declared schema, write a migration revision "
+                        "for them and upgrade")
+    p.add_argument("--min-gain", type=float, default=0.10,
+                   help="keep an index only if it cuts the workload cost by this fraction "
+                        "(default 0.10)")
+    p.add_argument("--no-hypopg", action="store_true",
+                   help="PostgreSQL: build real indexes in a rolled-back transaction instead")
+    p.add_argument("--seed", type=int, default=0, help="random seed for drawn parameters")
+
+    # -- backup and recovery --
+    p = add_db("backup", "back up the database (manifest with per-table hashes), or verify, "
+                         "list and prune backups")
+    p.add_argument("action", nargs="?", default="create", choices=BACKUP_ACTIONS,
+                   help="create (default), verify [BACKUP], list, prune")
+    p.add_argument("backup", nargs="?", metavar="BACKUP",
+                   help="verify: a label, id or artifact path (default: the newest)")
+    p.add_argument("--label", help="create: a name for the backup")
+    p.add_argument("--to", metavar="DIR", help="backup folder (default storages/<id>/backups/)")
+    p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N")
+    p.add_argument("--keep-daily", type=int, metavar="D",
+                   help="prune: also keep the newest backup of each of the last D days")
+    p.add_argument("--dry-run", action="store_true", help="prune: say what would go, delete nothing")
+    p = add_db("restore", "restore a backup (label, id or path) and compare with its manifest")
+    p.add_argument("backup", metavar="BACKUP", help="a label, id from `backup list`, or artifact path")
+    p.add_argument("--target", metavar="URL",
+                   help="restore into this database (default: the live one, which needs --confirm "
+                        "and gets a safety backup first)")
+    p.add_argument("--confirm", action="store_true",
+                   help="allow replacing the tables of a database that has some")
+    p.add_argument("--to", metavar="DIR", help="backup folder (default storages/<id>/backups/)")
     return parser
 
 
 MIGRATE_ACTIONS = ("new", "up", "down", "history", "current", "sql", "check", "lint")
+BACKUP_ACTIONS = ("create", "verify", "list", "prune")
 WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "test", "verify",
                       "complete", "lint")
-ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud")
+ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud",
+                   "seed", "query", "bench", "advise", "backup", "restore")
 SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
 #: commands whose cell body (or --file) is their input
-BODY_COMMANDS = ("schema", "sql", "txn")
+BODY_COMMANDS = ("schema", "sql", "txn", "query", "bench")
 
 
 @dataclass
@@ -235,17 +301,18 @@ def run_python_file(body: str, filename: str) -> bool:
 
 def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
         engine: Any = None, namespace: dict | None = None,
-        execute: Callable[[str], bool] | None = None) -> Any:
+        execute: Callable[[str], bool] | None = None, progress: Any = None) -> Any:
     """Carry out one parsed command; returns the session's (or live database's) result.
 
     ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
     when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells;
     ``execute(body) -> succeeded`` runs task and test cells (the kernel's own runner in a
-    notebook; a plain ``exec`` of ``--file`` in a shell).
+    notebook; a plain ``exec`` of ``--file`` in a shell); ``progress`` is a tqdm-compatible
+    factory for long steps (seeding, benchmarks, backups).
     """
     a = inv.args
     if inv.command in ENGINE_COMMANDS:
-        return run_engine(inv, session, read_body(inv, body), url, engine, namespace)
+        return run_engine(inv, session, read_body(inv, body), url, engine, namespace, progress)
     if inv.command in ("task", "test"):
         body = read_body(inv, body)
         execute = execute or (lambda code: run_python_file(code, getattr(a, "file", None) or "<cell>"))
@@ -298,10 +365,10 @@ def _run_test(a: argparse.Namespace, session: Session, body: str | None,
 
 
 def run_engine(inv: Invocation, session: Session, body: str | None, url: str | None,
-               engine: Any, namespace: dict | None) -> Any:
+               engine: Any, namespace: dict | None, progress: Any = None) -> Any:
     a = inv.args
     command = inv.command
-    if command in BODY_COMMANDS and command != "schema" and not (body or "").strip():
+    if command in ("sql", "txn") and not (body or "").strip():
         raise BadArguments(f"'{command}' needs a body: a %%conductor {command} cell, or --file F")
     explicit = a.url or (getattr(a, "target_url", None) if command == "connect" else None)
     component = a.component or (a.id if command == "integrity" else None)
@@ -315,7 +382,8 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
             component = component or words.pop(0)
         if words:
             raise BadArguments(f"unexpected words after schema {action}: {' '.join(words)}")
-    db = session.database(component, url=explicit or url, engine=None if explicit else engine)
+    db = session.database(component, url=explicit or url, engine=None if explicit else engine,
+                          progress=progress)
     match command:
         case "connect":
             return db.connect()
@@ -335,6 +403,21 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
             return db.integrity()
         case "crud":
             return db.crud(a.table, rows=a.rows)
+        case "seed":
+            return db.seed(a.table, a.rows, seed=a.seed, skew=a.skew)
+        case "query":
+            return db.query(a.name, body, source=a.workload)
+        case "bench":
+            return db.bench(body, a.name, a.index, repeat=a.repeat, warmup=a.warmup,
+                            analyze=a.analyze, params=a.param, seed=a.seed)
+        case "advise":
+            return db.advise(a.workload, apply=a.apply, min_gain=a.min_gain,
+                             use_hypopg=False if a.no_hypopg else None, seed=a.seed)
+        case "backup":
+            return db.backup(a.action, a.backup, label=a.label, to=a.to, keep_last=a.keep_last,
+                             keep_daily=a.keep_daily, dry_run=a.dry_run)
+        case "restore":
+            return db.restore(a.backup, target=a.target, confirm=a.confirm, to=a.to)
     raise BadArguments(f"unknown command '{command}'")
 
 
@@ -364,6 +447,8 @@ def complete(words: list[str], session: Session | None) -> list[str]:
         return [*ACTIONS, "run"] if not rest else ids
     if command == "migrate" and not rest:
         return list(MIGRATE_ACTIONS)
+    if command == "backup" and not rest:
+        return list(BACKUP_ACTIONS)
     if command == "schema" and not rest:
         return ["declare", "show", *ids]
     if command == "context":

@@ -57,6 +57,10 @@ class StepResult:
     frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     markdown: str | None = None
     exit_code: int = 0
+    #: matplotlib figures (benchmark distributions) for the notebook; not in JSON
+    figures: list[Any] = field(default_factory=list)
+    #: the engine's own result object (BenchResult, AdviceReport) for the notebook
+    value: Any = None
 
     def to_json(self) -> dict[str, Any]:
         out = {"summary": self.summary, **_jsonable(self.data)}
@@ -76,10 +80,12 @@ class LiveDatabase:
     """The live-engine steps for one component."""
 
     def __init__(self, session: Session, component: Component, url: str | None = None,
-                 engine: Engine | None = None):
+                 engine: Engine | None = None, progress: Any = None):
         self.session = session
         self.component = component
         self._url = url
+        #: a tqdm-compatible factory for long steps (seeding, benchmarks, backups), or None
+        self.progress = progress
         self._connected: Connected | None = Connected(engine, "jupysql") if engine is not None else None
 
     # -- connection --------------------------------------------------------------------
@@ -187,8 +193,14 @@ class LiveDatabase:
                                   {"revision": info.revision, "message": info.message,
                                    "path": str(info.path), "operations": info.operations})
             case "up" | "down":
+                backup = self._pre_migration_backup(m, action)
                 run = m.up(target or "head") if action == "up" else m.down(target or "-1")
-                return StepResult(f"{cid}: {run.to_text()}", run.to_json())
+                data = run.to_json()
+                text = f"{cid}: {run.to_text()}"
+                if backup is not None:
+                    data["pre_migration_backup"] = backup
+                    text += f" (pre-migration backup {backup.get('id')})"
+                return StepResult(text, data)
             case "history":
                 frame = m.history()
                 return StepResult(f"{cid}: {len(frame)} revision(s)", {}, [("history", frame)])
@@ -209,6 +221,13 @@ class LiveDatabase:
                 return StepResult(f"{cid}: {len(report.findings)} finding(s)", report.to_json(),
                                   [("findings", report.frame())], exit_code=1 if report.flagged else 0)
         raise ConductorError(f"unknown migrate action '{action}'")
+
+    def _pre_migration_backup(self, m, action: str) -> dict | None:
+        from .recovery import pre_migration_backup
+
+        if action == "up" and m.at_head():
+            return None  # nothing to apply: nothing to protect
+        return pre_migration_backup(self, action, None)
 
     # -- SQL, transactions, integrity ------------------------------------------------------
 
@@ -249,11 +268,67 @@ class LiveDatabase:
                           + ("all ok" if not failed else f"{failed} failed"),
                           {}, [("crud", frame)], exit_code=1 if failed else 0)
 
+    # -- index tuning (tuning.py) and backups (recovery.py) -------------------------------
+
+    def seed(self, table: str | None, rows: int, seed: int = 0, skew: float = 0.0) -> StepResult:
+        from .tuning import seed as seed_rows
+
+        return seed_rows(self, table, rows, seed, skew)
+
+    def query(self, name: str | None, body: str | None, source: str | None = None) -> StepResult:
+        from .tuning import list_workload, record_query
+
+        if (body or "").strip():
+            if not name:
+                raise ConductorError("a query cell needs a name", hint="%%conductor query NAME")
+            return record_query(self, name, body)
+        result = list_workload(self, source)
+        if name:
+            frame = result.frames[0][1]
+            result.frames = [("workload", frame[frame["query"] == name])]
+            if result.frames[0][1].empty:
+                from .tuning import find_query
+
+                find_query(self, name, source)  # raises, listing the known names
+        return result
+
+    def bench(self, body: str | None, name: str | None, indexes: list[str], **options: Any) -> StepResult:
+        from .tuning import bench
+
+        step, result = bench(self, body, name, indexes, **options)
+        step.figures.append(result.plot())
+        step.value = result
+        return step
+
+    def advise(self, source: str | None = None, **options: Any) -> StepResult:
+        from .tuning import advise
+
+        step, report = advise(self, source, **options)
+        step.value = report
+        return step
+
+    def backup(self, action: str = "create", ref: str | None = None, **options: Any) -> StepResult:
+        from .recovery import backup
+
+        return backup(self, action, ref, **options)
+
+    def restore(self, ref: str, **options: Any) -> StepResult:
+        from .recovery import restore
+
+        return restore(self, ref, **options)
+
     # -- gate checks ---------------------------------------------------------------------
 
     def run_checks(self, kind: str) -> list[gate_checks.CheckResult]:
         """The automated checks for a phase kind; artifacts (ER diagram) are saved."""
-        context = gate_checks.CheckContext(self.engine, self.declared_sql(), self.migrations_folder)
+        from .tuning import workload
+
+        try:
+            queries = workload(self) if kind == "indexing" else []
+        except ConductorError:
+            queries = []
+        context = gate_checks.CheckContext(self.engine, self.declared_sql(), self.migrations_folder,
+                                           self.component.dir, queries)
         results = gate_checks.run_checks(kind, context)
         for result in results:
             for name, text in result.artifacts.items():

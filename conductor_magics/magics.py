@@ -7,6 +7,7 @@ display the result. Errors show as one line (``UsageError``), no traceback.
 from __future__ import annotations
 
 import shlex
+from html import escape as html_escape
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
@@ -76,7 +77,8 @@ class ConductorMagics(Magics):
             if inv.command == "connect" and inv.args.from_jupysql:
                 self.url, self.engine = None, jupysql_engine()
             result = run(inv, session, body=cell, url=self.url, engine=self.engine,
-                         namespace=self.shell.user_ns, execute=self._execute)
+                         namespace=self.shell.user_ns, execute=self._execute,
+                         progress=self._progress())
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:
@@ -87,12 +89,25 @@ class ConductorMagics(Magics):
             raise UsageError(f"task {result.task.number}: the cell failed; it stays [~]")
         if inv.command == "implement":
             self.shell.push({self.settings.variable: result.loaded})
-        elif inv.command == "connect" and not inv.args.from_jupysql:
+        elif getattr(result, "value", None) is not None:
+            # bench_result.samples, advise_result.recommendations, … for further analysis
+            self.shell.push({f"{inv.command}_result": result.value})
+        if inv.command == "connect" and not inv.args.from_jupysql:
             explicit = inv.args.url or inv.args.target_url
             if explicit:
                 self.url, self.engine = explicit, None
         self._show(result, session)
         return None
+
+    def _progress(self):
+        """Progress bars for long steps: widgets in a notebook, text in a console."""
+        from functools import partial
+
+        if self.settings.rich:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
+        return partial(tqdm, leave=False)
 
     def _execute(self, code: str) -> bool:
         """Run a task or test cell's body in the kernel; the user sees their own output
@@ -112,12 +127,21 @@ class ConductorMagics(Magics):
                 _markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
             if result.missing:
                 _markdown("*missing:* " + ", ".join(result.missing))
+        elif hasattr(getattr(result, "value", None), "styled"):
+            # A benchmark: the summary, the styled per-arm table, the distribution plot.
+            display({"text/html": f"<p>{html_escape(result.summary)}</p>",
+                     "text/plain": result.to_text()}, raw=True)
+            display(result.value.styled())
+            for figure in result.figures:
+                display(figure)
         else:
             # text/plain rides along for consoles, nbconvert --to script and CI logs.
             display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
             markdown = getattr(result, "markdown", None)
             if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
                 _markdown(markdown)
+            for figure in getattr(result, "figures", None) or []:
+                display(figure)
 
     def _widget(self, result, session: Session):
         """The interactive view of a result (checklist, chooser, gate), or None when it has

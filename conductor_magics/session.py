@@ -453,11 +453,12 @@ class Session:
         return new_plan, new_task
 
     def database(self, storage_id: str | None = None, url: str | None = None,
-                 engine: Any = None) -> LiveDatabase:
-        """The live-database steps for a component (embedded SQLite unless a URL is given)."""
+                 engine: Any = None, progress: Any = None) -> LiveDatabase:
+        """The live-database steps for a component (embedded SQLite unless a URL is given);
+        ``progress`` is a tqdm-compatible factory for long steps."""
         from .live_database import LiveDatabase  # pandas and SQLAlchemy only when needed
 
-        return LiveDatabase(self, self.active(storage_id), url=url, engine=engine)
+        return LiveDatabase(self, self.active(storage_id), url=url, engine=engine, progress=progress)
 
     def verify(self, storage_id: str | None = None, phase: int | None = None, *,
                note: str | None = None, by: str | None = None, force: bool = False,

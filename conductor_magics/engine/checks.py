@@ -159,3 +159,77 @@ def integrity_checks(ctx: CheckContext) -> Iterator[CheckResult]:
         bad = structural[structural["status"] != "ok"] if not structural.empty else structural
         yield _timed("SQLite integrity_check and foreign_key_check", started, bad.empty,
                      "; ".join(str(r.get("detail", "")) for _, r in bad.iterrows()))
+
+
+@register("indexing")
+def indexing_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    """Recorded benchmarks show that the indexes kept help; the advisor has nothing to add."""
+    from .bench import parse_index_ddl, recorded_index_arms
+
+    started = time.perf_counter()
+    arms = recorded_index_arms(ctx.component_dir / "benchmarks.jsonl") if ctx.component_dir else []
+    live = _live_index_shapes(ctx.engine)
+    kept, explored = [], []
+    for arm in arms:
+        try:
+            shape = (arm["table"], tuple(parse_index_ddl(arm["ddl"], ctx.engine.dialect.name).columns))
+        except ConductorError:
+            shape = None
+        # A benchmarked candidate that is not in the database was exploration, not a decision.
+        (kept if shape in live else explored).append(arm)
+    name = "benchmarks of the indexes kept show a speed-up"
+    if not kept:
+        yield _timed(name, started, False,
+                     "no recorded benchmark covers an index of the database: run %%conductor bench "
+                     "NAME --index 'CREATE INDEX …' for the indexes you keep"
+                     + (f" ({len(explored)} candidate(s) benchmarked but not kept)" if explored else ""))
+    else:
+        weak = [a for a in kept if not (a["uses_index"] and a["ci_low"] is not None and a["ci_low"] > 1)]
+        detail = "; ".join(
+            f"{a['query']} + {a['index']}: " + ("the plan does not use the index" if not a["uses_index"]
+                                                 else f"speed-up interval starts at {a['ci_low']:.2f}")
+            for a in weak)
+        yield _timed(name, started, not weak, detail or (
+            f"{len(kept)} benchmark(s): plan uses the index, 95 % interval above 1"
+            + (f"; {len(explored)} candidate(s) benchmarked and not kept" if explored else "")))
+    if not ctx.workload:
+        yield CheckResult("advisor finds nothing left to add", FAIL,
+                          "no workload: record queries with %%conductor query NAME, or add SQL "
+                          "blocks under '## Query Patterns' in spec.md")
+        return
+    from .advisor import advise
+
+    started = time.perf_counter()
+    report = advise(ctx.engine, list(ctx.workload))
+    open_ = report.open_recommendations(ADVISOR_GATE_GAIN)
+    yield _timed("advisor finds nothing left to add", started, not open_,
+                 "; ".join(f"{r.ddl} (helps {', '.join(r.queries_helped)}, gain {r.gain:.0%})"
+                           for r in open_)
+                 or f"{len(ctx.workload)} workload queries: no missing index with a gain above "
+                    f"{ADVISOR_GATE_GAIN:.0%}")
+
+
+def _live_index_shapes(engine: Engine) -> set[tuple[str, tuple[str, ...]]]:
+    """(table, columns) of every index and unique constraint in the live database."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    shapes = set()
+    for table in inspector.get_table_names():
+        for index in inspector.get_indexes(table):
+            shapes.add((table, tuple(index["column_names"])))
+        for unique in inspector.get_unique_constraints(table):
+            shapes.add((table, tuple(unique["column_names"])))
+    return shapes
+
+
+#: an open advisor recommendation above this workload-cost gain blocks the indexing gate
+ADVISOR_GATE_GAIN = 0.20
+
+
+@register("backup")
+def backup_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    """A verified backup newer than the last migration; a restore drill that passes."""
+    from .backup import gate_checks
+
+    yield from gate_checks(ctx)

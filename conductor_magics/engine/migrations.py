@@ -382,6 +382,13 @@ class Migrations:
         heads = self._live_heads()
         return ",".join(sorted(heads)) if heads else None
 
+    def at_head(self) -> bool:
+        """Whether the live database is at every head (False when there are no revisions)."""
+        if not (self.folder / "versions").is_dir():
+            return False
+        heads = set(self._heads(self._script()))
+        return bool(heads) and set(self._live_heads()) == heads
+
     def _applied(self, script: ScriptDirectory, heads: tuple[str, ...]) -> set[str]:
         if not heads:
             return set()

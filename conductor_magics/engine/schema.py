@@ -297,7 +297,8 @@ def read_declared(folder: Path) -> str | None:
 # --------------------------------------------------------------------------- splitting and applying
 
 
-def _sqlglot_dialect(dialect: str | None) -> str | None:
+def sqlglot_dialect(dialect: str | None) -> str | None:
+    """The sqlglot dialect name for a SQLAlchemy dialect name (None: sqlglot's generic SQL)."""
     if not dialect:
         return None
     return _SQLGLOT_DIALECTS.get(dialect, dialect if dialect in _known_sqlglot() else None)
@@ -310,7 +311,7 @@ def _known_sqlglot() -> set[str]:
 
 def _tokenize(sql: str, dialect: str | None) -> list | None:
     try:
-        return list(sqlglot.Dialect.get_or_raise(_sqlglot_dialect(dialect)).tokenize(sql))
+        return list(sqlglot.Dialect.get_or_raise(sqlglot_dialect(dialect)).tokenize(sql))
     except (SqlglotError, ValueError):
         return None
 
@@ -440,7 +441,7 @@ def _ident(node: Any) -> str:
 def _declared_constraints(sql: str, dialect: str) -> list[_Declared] | None:
     """Every PK/FK/UNIQUE/CHECK constraint of ``sql`` with its explicit name or None;
     None when a CREATE TABLE / ALTER TABLE statement cannot be parsed."""
-    read = _sqlglot_dialect(dialect)
+    read = sqlglot_dialect(dialect)
     found: list[_Declared] = []
     for statement in split_statements(sql, dialect):
         try:
@@ -505,7 +506,7 @@ def _check_columns(node: exp.Expression) -> tuple[str, ...]:
 
 def _columns_of_expression(sqltext: str, dialect: str) -> list[str]:
     try:
-        tree = sqlglot.parse_one(sqltext, read=_sqlglot_dialect(dialect))
+        tree = sqlglot.parse_one(sqltext, read=sqlglot_dialect(dialect))
     except SqlglotError:
         return []
     return sorted({c.name for c in tree.find_all(exp.Column)})

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 SCHEMA_FIRST, TDD = "schema-first", "tdd"
 VERSIONED, AUTOMATIC = "versioned", "automatic"
 PER_TASK, PER_PHASE, NO_COMMITS = "per-task", "per-phase", "none"
+#: pre-migration backups: always, never, or on engines without transactional DDL
+ALWAYS, NEVER, AUTO = "always", "never", "auto"
 
 _KEY_LINE_RE = re.compile(r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?([A-Za-z][A-Za-z \-/]{2,40}?)(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*(.+?)\s*$")
 
@@ -25,6 +27,9 @@ class WorkflowPreferences:
     #: extra paths committed with a component's files (``- **Commit paths:** src/db/, tests/db/``),
     #: relative to the project folder (the one holding storage-conductor/)
     commit_paths: list[str] = field(default_factory=list)
+    #: ``- **Pre-migration backups:** always | never | auto`` (auto: engines whose DDL is
+    #: not transactional, where a failed migration cannot be rolled back)
+    pre_migration_backup: str = AUTO
     #: field → line number in workflow.md it was read from
     source_lines: dict[str, int] = field(default_factory=dict)
 
@@ -86,7 +91,20 @@ def _paths(value: str) -> list[str] | None:
     return paths or None
 
 
+def _backups(value: str) -> str | None:
+    v = value.lower()
+    if re.search(r"\b(no|none|never|off|disabled?)\b", v):
+        return NEVER
+    if re.search(r"\b(auto|default)\b", v):
+        return AUTO
+    if re.search(r"\b(yes|always|on|every|each|enabled?|required)\b", v):
+        return ALWAYS
+    return None
+
+
+# Order matters: "Pre-migration backups" must not be read as the migrations key.
 _KEYS = {
+    "pre_migration_backup": (re.compile(r"backup", re.I), _backups),
     "testing": (re.compile(r"test|tdd|approach", re.I), _testing),
     "migrations": (re.compile(r"migration", re.I), _migrations),
     "commits": (re.compile(r"commit\s*(strategy|frequency|policy|cadence)?$|^commits?$", re.I), _commits),

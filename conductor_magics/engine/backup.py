@@ -1,0 +1,1524 @@
+"""Backups that are verified, not assumed: create, verify, restore, list and prune.
+
+A backup is two files in the backups folder (``storages/<id>/backups/`` by default):
+
+- the **artifact** ``<id>.sqlite`` (SQLite online backup API), ``<id>.dump``
+  (``pg_dump --format=custom``) or ``<id>.duckdb.tar`` (``EXPORT DATABASE`` as Parquet,
+  packed into one tar file);
+- the **manifest** ``<id>.manifest.json``: engine and version, tool and version, migration
+  head, per-table row counts and hashes over ordered rows, artifact size and sha256,
+  duration, created-at, and the result of the last verification.
+
+**Nothing incomplete ever looks valid.** The artifact is written as ``<id>.<ext>.partial``,
+fsynced, hashed and renamed; the manifest is written (temporary file, fsync, rename)
+only after that. ``list()`` shows a backup only when both files exist, so a backup killed
+at any point leaves at most a leftover that ``incomplete()`` lists and ``prune()`` removes.
+
+**The manifest describes the artifact, not a second look at the database.** SQLite: the
+row hashes are taken from the finished partial file (opened read-only, immutable).
+PostgreSQL: one REPEATABLE READ transaction exports its snapshot, ``pg_dump --snapshot``
+dumps exactly that snapshot and the row hashes are read in the same transaction (while
+``pg_dump`` runs). DuckDB: ``EXPORT DATABASE`` and the hashes share one transaction.
+So writes during a backup never make a good backup fail verification.
+
+**Verify** re-hashes the artifact, restores it completely into a scratch target (a temporary
+SQLite file; a temporary PostgreSQL database with ``pg_restore --exit-on-error
+--single-transaction``; an in-memory DuckDB), runs the engine's structural checks (SQLite
+``integrity_check`` + ``foreign_key_check``; PostgreSQL ``amcheck``: ``bt_index_check`` on
+every btree index and ``verify_heapam`` on every table) and compares the per-table hashes
+and the migration head with the manifest. Every check runs even when an earlier one
+failed, so a report also tells whether a damaged artifact still restores. The result is
+recorded in the manifest.
+
+**Restore** runs the same sha256 check first (a damaged artifact is never restored), refuses a
+target that has tables, or the live database, unless ``confirm``; over a live database that
+has tables it first takes a ``safety`` backup. Then the same comparison as verify runs on
+the target, and the structural checks (PostgreSQL: amcheck only if the target already has
+the extension; it is never created in a user's database).
+
+**SQLite under concurrent writes.** Without a progress bar the page copy is one step (a read
+transaction for its duration: in rollback-journal mode writers wait, in WAL mode they do
+not). With a bar it goes in steps, which SQLite restarts whenever another connection
+writes; after three restarts it falls back to one step, so a busy database still finishes.
+
+- SQLite: the backup API copies the artifact's pages over the target (the whole database
+  becomes the backup's, atomically).
+- PostgreSQL: ``pg_restore --single-transaction --exit-on-error`` (plus ``--clean
+  --if-exists`` when the target has tables): a failed restore leaves the target exactly as
+  it was. Tables the backup does not have (created after it) are left alone and make the
+  comparison fail, naming them. Ownership and GRANTs are not restored (``--no-owner
+  --no-privileges``): objects belong to the restoring role, so a backup restores on any
+  server. Verify restores with exactly these options, ``--clean --if-exists`` included
+  (no-ops in its empty scratch database), so a verified backup restores the same way.
+- DuckDB: existing tables, views and sequences are dropped and ``IMPORT DATABASE`` runs,
+  in one transaction.
+
+**Passwords.** ``pg_dump``/``pg_restore`` get host, port, user and database as a libpq
+connection string argument; the password only through the ``PGPASSWORD`` variable of the
+subprocess environment. Their stderr is scrubbed before it reaches any message, and
+manifests hold the URL with the password masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import URL, Connection, Engine, inspect, make_url, text
+from sqlalchemy.pool import NullPool
+
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from .checks import FAIL, PASS, SKIP, CheckContext, CheckResult
+from .connection import connection_of, first_line, make_engine, mask, scrub
+from .fingerprint import fingerprint
+from .scratch import scratch_engine
+
+KINDS = ("manual", "pre-migration", "safety")
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
+MANIFEST_SUFFIX = ".manifest.json"
+PARTIAL_SUFFIX = ".partial"
+ARTIFACT_SUFFIX = {"sqlite": ".sqlite", "postgresql": ".dump", "duckdb": ".duckdb.tar"}
+#: progress bars only for databases / artifacts at least this big (small ones finish at once)
+PROGRESS_MIN_BYTES = 32 * 2**20
+#: leftovers of an interrupted backup younger than this may belong to one still running
+STALE_AFTER = timedelta(hours=1)
+#: a directory with pg_dump/pg_restore that overrides the search by server version
+PG_BINDIR_ENV = "CONDUCTOR_PG_BINDIR"
+_CHUNK = 4 * 2**20
+_MIB = 2**20
+_LIST_COLUMNS = ["id", "label", "kind", "created", "size", "head", "verified", "path"]
+_CHECK_COLUMNS = ["check", "status", "detail", "seconds"]
+
+# check names shared by verify and restore
+CHECK_PRESENT = "artifact present"
+CHECK_SHA256 = "artifact sha256 matches the manifest"
+CHECK_SCRATCH = "restores completely into a scratch database"
+CHECK_TARGET = "restores into the target"
+CHECK_SAFETY = "safety backup of the current state"
+CHECK_TABLES = "table row counts and hashes match the manifest"
+CHECK_HEAD = "migration head matches the manifest"
+GATE_NEWER = "verified backup newer than the last migration"
+GATE_DRILL = "restore drill: latest backup restored into scratch matches its manifest"
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+@dataclass
+class Manifest:
+    """What one backup holds; stored as ``<id>.manifest.json`` next to the artifact."""
+
+    id: str
+    label: str | None
+    kind: str
+    created_at: str  # ISO 8601, UTC, microseconds
+    engine: str  # SQLAlchemy dialect name
+    engine_version: str
+    tool: str
+    tool_version: str
+    migration_head: str | None
+    tables: dict[str, dict[str, Any]]  # name → {"rows": int, "sha256": str}
+    artifact: str  # file name inside the backups folder
+    size_bytes: int
+    sha256: str
+    seconds: float
+    verification: dict | None = None  # {"at", "passed", "seconds", "checks": [...]}
+    source: str = ""  # the database URL, password masked
+    #: the folder the manifest was read from / written to (not stored)
+    folder: Path | None = field(default=None, compare=False, repr=False)
+
+    exit_code = 0
+
+    @property
+    def name(self) -> str:
+        """The label, else the id: what a person calls this backup."""
+        return self.label or self.id
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromisoformat(self.created_at)
+
+    @property
+    def verified(self) -> bool | None:
+        """True/False: the last verification passed/failed; None: never verified."""
+        return None if not self.verification else bool(self.verification.get("passed"))
+
+    @property
+    def artifact_path(self) -> Path:
+        return _folder_of(self) / self.artifact
+
+    @property
+    def manifest_path(self) -> Path:
+        return _folder_of(self) / f"{self.id}{MANIFEST_SUFFIX}"
+
+    @property
+    def summary(self) -> str:
+        rows = sum(int(t["rows"]) for t in self.tables.values())
+        label = f" ({self.label})" if self.label else ""
+        return (f"backup {self.id}{label}: {self.engine}, {len(self.tables)} tables, {rows} rows, "
+                f"{_size_text(self.size_bytes)} in {self.seconds:.2f}s, head {self.migration_head or 'none'}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "kind": self.kind, "created_at": self.created_at,
+                "engine": self.engine, "engine_version": self.engine_version, "tool": self.tool,
+                "tool_version": self.tool_version, "migration_head": self.migration_head,
+                "tables": {name: dict(t) for name, t in sorted(self.tables.items())},
+                "artifact": self.artifact, "size_bytes": self.size_bytes, "sha256": self.sha256,
+                "seconds": round(self.seconds, 4), "verification": self.verification,
+                "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str, folder: Path | None = None) -> Manifest:
+        """A Manifest from ``to_json()`` output (a dict or its JSON text)."""
+        if isinstance(data, str):
+            data = json.loads(data)
+        known = {f for f in cls.__dataclass_fields__ if f != "folder"}
+        missing = {"id", "kind", "created_at", "engine", "artifact", "sha256"} - set(data)
+        if missing:
+            raise ConductorError(f"not a backup manifest: missing {', '.join(sorted(missing))}",
+                                 path=folder)
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("label", None)
+        for key in ("engine_version", "tool", "tool_version"):
+            values.setdefault(key, "")
+        values.setdefault("migration_head", None)
+        values.setdefault("tables", {})
+        values.setdefault("size_bytes", 0)
+        values.setdefault("seconds", 0.0)
+        return cls(**values, folder=folder)
+
+    def to_text(self) -> str:
+        lines = [self.summary, f"artifact {self.artifact_path if self.folder else self.artifact}",
+                 f"sha256 {self.sha256}"]
+        if self.verification:
+            state = "passed" if self.verification.get("passed") else "FAILED"
+            lines.append(f"verification {state} at {self.verification.get('at')}")
+        else:
+            lines.append("not verified yet: run `backup verify`")
+        return "\n".join(lines)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per table: table, rows, sha256."""
+        return pd.DataFrame([{"table": name, "rows": int(t["rows"]), "sha256": t["sha256"]}
+                             for name, t in sorted(self.tables.items())],
+                            columns=["table", "rows", "sha256"])
+
+
+def _folder_of(manifest: Manifest) -> Path:
+    if manifest.folder is None:
+        raise ConductorError(f"backup {manifest.id} has no folder (the manifest was not read "
+                             "from or written to one)")
+    return manifest.folder
+
+
+def _size_text(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+# --------------------------------------------------------------------------- reports
+
+
+class _Checked:
+    """Shared by the reports made of per-check rows."""
+
+    checks: list[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.status == FAIL for c in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def frame(self) -> pd.DataFrame:
+        """One row per check: check, status (pass/fail/skip), detail, seconds."""
+        return pd.DataFrame([c.to_json() for c in self.checks], columns=_CHECK_COLUMNS)
+
+    def _check_lines(self) -> list[str]:
+        return [f"[{c.status}] {c.name}" + (f": {c.detail}" if c.detail else "") for c in self.checks]
+
+    def _failed_text(self) -> str:
+        return "; ".join(c.name for c in self.failed)
+
+
+@dataclass
+class VerifyReport(_Checked):
+    """The result of ``Backups.verify``; also recorded in the backup's manifest."""
+
+    backup: str
+    label: str | None
+    checks: list[CheckResult]
+    seconds: float
+    verified_at: str
+    recorded: bool = True  # written into the manifest
+
+    @property
+    def summary(self) -> str:
+        name = f"{self.backup} ({self.label})" if self.label else self.backup
+        if self.passed:
+            return f"backup {name} verified: {len(self.checks)} checks passed in {self.seconds:.2f}s"
+        return f"backup {name} FAILED verification: {self._failed_text()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backup": self.backup, "label": self.label, "passed": self.passed,
+                "verified_at": self.verified_at, "seconds": round(self.seconds, 4),
+                "checks": [c.to_json() for c in self.checks]}
+
+    def to_text(self) -> str:
+        return "\n".join([*self._check_lines(), self.summary])
+
+
+@dataclass
+class RestoreReport(_Checked):
+    """The result of ``Backups.restore``."""
+
+    backup: str
+    label: str | None
+    target: str  # masked URL
+    live: bool
+    restored: bool
+    checks: list[CheckResult]
+    seconds: float
+    safety_backup: Manifest | None = None
+
+    @property
+    def summary(self) -> str:
+        name = f"{self.backup} ({self.label})" if self.label else self.backup
+        safety = f" (safety backup {self.safety_backup.id} first)" if self.safety_backup else ""
+        if not self.restored:
+            return f"backup {name} NOT restored into {self.target}: {self._failed_text()}"
+        if self.passed:
+            return f"restored backup {name} into {self.target}{safety}: every table matches the manifest"
+        return f"restored backup {name} into {self.target}{safety}, but checks FAILED: {self._failed_text()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backup": self.backup, "label": self.label, "target": self.target, "live": self.live,
+                "restored": self.restored, "passed": self.passed, "seconds": round(self.seconds, 4),
+                "safety_backup": self.safety_backup.id if self.safety_backup else None,
+                "checks": [c.to_json() for c in self.checks]}
+
+    def to_text(self) -> str:
+        return "\n".join([*self._check_lines(), self.summary])
+
+
+@dataclass
+class PruneReport:
+    """The result of ``Backups.prune``: what was (or, with dry_run, would be) kept and deleted."""
+
+    kept: list[dict[str, Any]]  # {"id", "label", "created", "size", "reasons"}
+    deleted: list[dict[str, Any]]
+    leftovers: list[str]  # incomplete files / folders removed
+    freed_bytes: int
+    dry_run: bool
+
+    exit_code = 0
+
+    @property
+    def summary(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        extra = f" and {len(self.leftovers)} leftover(s)" if self.leftovers else ""
+        return (f"{verb} {len(self.deleted)} backup(s){extra}, kept {len(self.kept)}, "
+                f"{_size_text(self.freed_bytes)} freed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "kept": self.kept, "deleted": self.deleted,
+                "leftovers": list(self.leftovers), "freed_bytes": self.freed_bytes}
+
+    def to_text(self) -> str:
+        lines = [f"keep   {k['id']} {k['label'] or ''} ({', '.join(k['reasons'])})" for k in self.kept]
+        lines += [f"delete {d['id']} {d['label'] or ''}" for d in self.deleted]
+        lines += [f"delete {p} (incomplete leftover)" for p in self.leftovers]
+        lines.append(self.summary)
+        return "\n".join(lines)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per backup or leftover: id, label, created, size, action, reason."""
+        rows = [{**{k: v for k, v in item.items() if k != "reasons"}, "action": "keep",
+                 "reason": ", ".join(item["reasons"])} for item in self.kept]
+        rows += [{**item, "action": "delete", "reason": "outside the retention rules"}
+                 for item in self.deleted]
+        rows += [{"id": Path(p).name, "label": None, "created": None, "size": None,
+                  "action": "delete", "reason": "incomplete leftover"} for p in self.leftovers]
+        return pd.DataFrame(rows, columns=["id", "label", "created", "size", "action", "reason"])
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+class _Bar:
+    """One progress bar from a tqdm-compatible factory, or nothing."""
+
+    def __init__(self, factory: Callable | None, total: float | None, desc: str, unit: str):
+        self._bar = factory(total=total, desc=desc, unit=unit) if factory is not None else None
+        self._done = 0.0
+
+    def update(self, amount: float) -> None:
+        if self._bar is not None and amount > 0:
+            self._bar.update(amount)
+            self._done += amount
+
+    def advance_to(self, done: float) -> None:
+        """Move to ``done`` in all; a step back (the backup API restarting) is ignored."""
+        self.update(done - self._done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Progress:
+    """Which bars to show: none without a factory or for small work."""
+
+    factory: Callable | None
+    show: bool
+
+    def bar(self, total: float | None, desc: str, unit: str) -> _Bar:
+        return _Bar(self.factory if self.show else None, total, desc, unit)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _elapsed(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _sha256_file(path: Path, progress: _Progress, desc: str = "hash") -> tuple[int, str]:
+    """(size, sha256 hex) of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with path.open("rb") as handle, progress.bar(path.stat().st_size / _MIB, desc, "MiB") as bar:
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+            size += count
+            bar.update(count / _MIB)
+    return size, digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries (a rename), to disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_text(path: Path, content: str) -> None:
+    """Write via a temporary file in the same folder, fsync, rename, fsync the folder."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync(path.parent)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the backups folder while manifests are written (label checks)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: labels are checked without a lock
+        yield
+        return
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _reason(exc: BaseException, *urls: URL | str | None) -> str:
+    """The first line of an error, passwords removed."""
+    return first_line(scrub(str(getattr(exc, "orig", None) or exc), *urls))
+
+
+def _table_exists(conn: Connection, name: str) -> bool:
+    if conn.dialect.name == "duckdb":
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = :name"), {"name": name}).scalar())
+    return inspect(conn).has_table(name)
+
+
+def _all_tables(bind: Engine | Connection) -> list[str]:
+    """Every table of the default schema, the tool's own included (what a restore replaces)."""
+    with connection_of(bind) as conn:
+        if conn.dialect.name == "duckdb":
+            return sorted(conn.execute(text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")).scalars())
+        return sorted(inspect(conn).get_table_names())
+
+
+def _same_database(a: Engine, b: Engine) -> bool:
+    """Whether two engines point at the same database (the live one)."""
+    if a is b:
+        return True
+    if a.dialect.name != b.dialect.name:
+        return False
+    if a.dialect.name in ("sqlite", "duckdb"):
+        da, db = a.url.database or "", b.url.database or ""
+        if not da or ":memory:" in da or not db or ":memory:" in db:
+            return False
+        return Path(da).resolve() == Path(db).resolve()
+    return ((a.url.host or "localhost", a.url.port or 5432, a.url.database)
+            == (b.url.host or "localhost", b.url.port or 5432, b.url.database))
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def migration_head(bind: Engine | Connection) -> str | None:
+    """The Alembic revision(s) in ``alembic_version`` (comma-joined if several heads), or
+    None when the table is absent or empty."""
+    with connection_of(bind) as conn:
+        if not _table_exists(conn, "alembic_version"):
+            return None
+        heads = sorted(str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return ",".join(heads) or None
+
+
+def last_migration_at(bind: Engine | Connection) -> datetime | None:
+    """When the newest recorded migration was applied: max ``applied_at`` of
+    ``conductor_revision_hashes`` (written by ``migrations.up``); None when absent or empty."""
+    with connection_of(bind) as conn:
+        if not _table_exists(conn, "conductor_revision_hashes"):
+            return None
+        values = conn.execute(text("SELECT applied_at FROM conductor_revision_hashes")).scalars().all()
+    stamps = []
+    for value in values:
+        try:
+            stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        except ValueError:
+            continue
+        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return max(stamps, default=None)
+
+
+def pg_tool_connection(url: URL | str) -> tuple[str, dict[str, str]]:
+    """(``--dbname`` argument, environment additions) for pg_dump / pg_restore.
+
+    The argument is a libpq connection string with host, port, user, database and the URL's
+    query options, never the password; the password goes into ``PGPASSWORD`` only.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    parts: dict[str, str] = {}
+    for key, value in (("host", parsed.host), ("port", parsed.port), ("user", parsed.username),
+                       ("dbname", parsed.database)):
+        if value not in (None, ""):
+            parts[key] = str(value)
+    for key, value in parsed.query.items():
+        if key != "password" and isinstance(value, str):
+            parts[key] = value
+    conninfo = " ".join(f"{key}={_libpq_quote(value)}" for key, value in parts.items())
+    env = {"PGPASSWORD": str(parsed.password)} if parsed.password else {}
+    return conninfo, env
+
+
+def _libpq_quote(value: str) -> str:
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass(frozen=True)
+class PgTools:
+    """pg_dump / pg_restore for one server's major version."""
+
+    pg_dump: str
+    pg_restore: str
+    version: str  # "15.18"
+    major: int
+
+    @classmethod
+    def for_server(cls, bind: Engine | Connection) -> PgTools:
+        """The tools matching the server's major version (``SHOW server_version_num``):
+        ``$CONDUCTOR_PG_BINDIR``, else ``/usr/lib/postgresql/<major>/bin``, else ``PATH``."""
+        with connection_of(bind) as conn:
+            number = int(conn.exec_driver_sql("SHOW server_version_num").scalar())
+        major = number // 10000
+        candidates = [os.environ.get(PG_BINDIR_ENV), f"/usr/lib/postgresql/{major}/bin"]
+        for folder in candidates:
+            if folder and (Path(folder) / "pg_dump").is_file() and (Path(folder) / "pg_restore").is_file():
+                dump, restore = str(Path(folder) / "pg_dump"), str(Path(folder) / "pg_restore")
+                break
+        else:
+            dump, restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+            if not dump or not restore:
+                raise UnsupportedByDialect(
+                    f"pg_dump/pg_restore for PostgreSQL {major} not found "
+                    f"(looked in ${PG_BINDIR_ENV}, /usr/lib/postgresql/{major}/bin and PATH)",
+                    hint=f"install the client tools (Debian: apt-get install postgresql-client-{major}) "
+                         f"or set {PG_BINDIR_ENV}")
+        output = subprocess.run([dump, "--version"], capture_output=True, text=True, check=False).stdout
+        found = re.search(r"(\d+)(?:\.(\d+))?", output)
+        version = found.group(0) if found else "unknown"
+        tool_major = int(found.group(1)) if found else 0
+        if tool_major < major:
+            raise UnsupportedByDialect(
+                f"{dump} is version {version}, older than the server (PostgreSQL {major}): "
+                "pg_dump refuses newer servers",
+                hint=f"install postgresql-client-{major} or set {PG_BINDIR_ENV} to its bin folder")
+        return cls(dump, restore, version, major)
+
+
+class _PgProcess:
+    """pg_dump / pg_restore running with a scrubbed-stderr reader that drives a progress bar."""
+
+    def __init__(self, argv: list[str], url: URL, bar: _Bar, marker: str):
+        _, extra_env = pg_tool_connection(url)
+        self.url = url
+        self.tool = Path(argv[0]).name
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(argv, env={**os.environ, **extra_env}, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        errors="replace")
+        self._reader = threading.Thread(target=self._read, args=(bar, marker), daemon=True)
+        self._reader.start()
+
+    def _read(self, bar: _Bar, marker: str) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if marker in line:
+                bar.update(1)
+            self.lines.append(line.rstrip("\n"))
+            del self.lines[:-200]  # keep the end: the errors are there
+
+    def wait(self) -> None:
+        """Wait for the tool; raise DatabaseError with its scrubbed error lines if it failed."""
+        code = self.process.wait()
+        self._reader.join()
+        if code != 0:
+            errors = [line for line in self.lines if "error" in line.lower()] or self.lines[-3:]
+            reason = scrub(" | ".join(errors[:3]) or f"exit status {code}", self.url)
+            raise DatabaseError(f"{self.tool} failed ({mask(self.url)}): {reason}",
+                                hint="nothing was changed" if self.tool == "pg_restore"
+                                else "check the server and the role's privileges")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._reader.join()
+
+
+# --------------------------------------------------------------------------- engine strategies
+
+
+@dataclass
+class _Dumped:
+    """What a dump found, read from the same state the artifact holds."""
+
+    tables: dict[str, dict[str, Any]]
+    head: str | None
+    engine_version: str
+    tool: str
+    tool_version: str
+
+
+def _table_map(bind: Engine | Connection) -> dict[str, dict[str, Any]]:
+    return {name: {"rows": fp.rows, "sha256": fp.sha256} for name, fp in fingerprint(bind).items()}
+
+
+class _Strategy:
+    """How one engine dumps, restores and checks itself."""
+
+    dialect = ""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def database_size(self) -> int:
+        return 0
+
+    def dump(self, partial: Path, progress: _Progress) -> _Dumped:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Engine]:
+        with scratch_engine(self.engine) as engine:
+            yield engine
+
+    def restore_into(self, artifact: Path, target: Engine, replace: bool, progress: _Progress) -> None:
+        raise NotImplementedError
+
+    def structural(self, target: Engine, scratch: bool) -> list[CheckResult]:
+        return []
+
+
+class _Sqlite(_Strategy):
+    dialect = "sqlite"
+
+    def database_size(self) -> int:
+        with self.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+        return int(pages) * int(size)
+
+    def dump(self, partial: Path, progress: _Progress) -> _Dumped:
+        raw = self.engine.raw_connection()
+        dest = sqlite3.connect(partial)
+        try:
+            _copy_pages(raw.driver_connection, dest, progress, "backup (copy pages)")
+            # The copy keeps the source's header, WAL flag included: make the artifact a
+            # self-contained rollback-journal file that opens read-only without -wal/-shm.
+            dest.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dest.close()
+            raw.close()
+        _fsync(partial)
+        with _readonly_sqlite(partial) as engine, progress.bar(None, "backup (row hashes)", "table") as bar:
+            tables = _table_map(engine)
+            bar.update(len(tables))
+            head = migration_head(engine)
+        return _Dumped(tables, head, sqlite3.sqlite_version, "sqlite3 online backup API",
+                       sqlite3.sqlite_version)
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Engine]:
+        # a file, not memory: artifacts may be gigabytes
+        with tempfile.TemporaryDirectory(prefix="conductor-scratch-") as folder:
+            engine = make_engine(f"sqlite:///{Path(folder) / 'scratch.sqlite'}", poolclass=NullPool)
+            try:
+                yield engine
+            finally:
+                engine.dispose()
+
+    def restore_into(self, artifact: Path, target: Engine, replace: bool, progress: _Progress) -> None:
+        source = sqlite3.connect(f"{artifact.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        raw = target.raw_connection()
+        try:
+            # one atomic page copy: the target becomes exactly the backup's database
+            _copy_pages(source, raw.driver_connection, progress, "restore (copy pages)")
+        finally:
+            raw.close()
+            source.close()
+
+    def structural(self, target: Engine, scratch: bool) -> list[CheckResult]:
+        from .integrity import sqlite_checks
+
+        started = time.perf_counter()
+        try:
+            frame = sqlite_checks(target)
+        except Exception as exc:  # a damaged file fails with the driver's own error types
+            reason = _reason(exc)
+            return [CheckResult("SQLite integrity_check", FAIL, reason, _elapsed(started)),
+                    CheckResult("SQLite foreign_key_check", SKIP, "integrity_check could not run")]
+        seconds = _elapsed(started)  # integrity_check dominates; foreign_key_check is cheap
+        results = []
+        for name in ("integrity_check", "foreign_key_check"):
+            rows = frame[frame["check"] == name]
+            bad = rows[rows["status"] != "ok"]
+            detail = "; ".join(str(d) for d in bad["detail"].head(5)) if len(bad) else str(rows["detail"].iloc[0])
+            if len(bad) > 5:
+                detail += f" (and {len(bad) - 5} more)"
+            results.append(CheckResult(f"SQLite {name}", FAIL if len(bad) else PASS, detail,
+                                       seconds if name == "integrity_check" else 0.0))
+        return results
+
+
+class _CopyRestarting(Exception):
+    """The stepwise page copy keeps restarting because other connections write."""
+
+
+#: restarts of a stepwise copy before it falls back to one step
+_MAX_COPY_RESTARTS = 3
+
+
+def _copy_pages(source: sqlite3.Connection, dest: sqlite3.Connection, progress: _Progress,
+                desc: str) -> None:
+    """The SQLite online backup API from ``source`` into ``dest``.
+
+    Without a bar: one step (fastest; a read transaction on the source for the whole copy).
+    With a bar: steps of up to 64 MiB, so the bar moves. A write by another connection makes
+    SQLite restart a stepwise copy from the first page; after a few restarts the copy is
+    done in one step instead, so a busy database still gets backed up.
+    """
+    page_size = source.execute("PRAGMA page_size").fetchone()[0]
+    total = source.execute("PRAGMA page_count").fetchone()[0]
+    with progress.bar(total * page_size / _MIB, desc, "MiB") as bar:
+        if not progress.show:
+            source.backup(dest)
+            return
+        state = {"done": 0, "restarts": 0}
+
+        def moved(_status: int, remaining: int, pages: int) -> None:
+            done = pages - remaining
+            if done < state["done"]:
+                state["restarts"] += 1
+                if state["restarts"] >= _MAX_COPY_RESTARTS:
+                    raise _CopyRestarting
+            state["done"] = done
+            bar.advance_to(done * page_size / _MIB)
+
+        try:
+            source.backup(dest, pages=min(max(total // 200, 64), 16384), progress=moved)
+        except _CopyRestarting:
+            source.backup(dest)
+        bar.advance_to(total * page_size / _MIB)
+
+
+@contextlib.contextmanager
+def _readonly_sqlite(path: Path) -> Iterator[Engine]:
+    """An engine reading a SQLite file that must not change (``mode=ro&immutable=1``)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    engine = make_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+class _Postgres(_Strategy):
+    dialect = "postgresql"
+
+    def database_size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() or 0)
+
+    def dump(self, partial: Path, progress: _Progress) -> _Dumped:
+        tools = PgTools.for_server(self.engine)
+        url = self.engine.url
+        conninfo, _ = pg_tool_connection(url)
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                # pg_dump dumps exactly this transaction's snapshot; the row hashes below are
+                # read in the same snapshot, so the manifest describes the artifact even while
+                # other sessions write.
+                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+                tables_total = conn.execute(text(
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    f"WHERE c.relkind IN ('r', 'p', 'm') AND {_USER_NAMESPACES}")).scalar()
+                argv = [tools.pg_dump, "--format=custom", f"--file={partial}", "--no-password",
+                        "--verbose", f"--snapshot={snapshot}", "--dbname", conninfo]
+                with progress.bar(tables_total, "backup (pg_dump)", "table") as bar:
+                    process = _PgProcess(argv, url, bar, "dumping contents of table")
+                    try:
+                        tables = _table_map(conn)
+                        head = migration_head(conn)
+                        version = str(conn.exec_driver_sql("SHOW server_version").scalar())
+                    except BaseException:
+                        process.kill()
+                        raise
+                    process.wait()
+        _fsync(partial)
+        return _Dumped(tables, head, version, "pg_dump --format=custom", tools.version)
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Engine]:
+        with scratch_engine(self.engine) as engine:
+            if engine.url.database == self.engine.url.database:
+                # scratch_engine fell back to a schema: pg_restore would write into the real
+                # database's public schema, so refuse instead.
+                raise DatabaseError("cannot create a scratch database to restore into "
+                                    f"({mask(self.engine.url)})",
+                                    hint="the role needs CREATEDB to verify PostgreSQL backups")
+            yield engine
+
+    def restore_into(self, artifact: Path, target: Engine, replace: bool, progress: _Progress) -> None:
+        tools = PgTools.for_server(target)
+        conninfo, _ = pg_tool_connection(target.url)
+        argv = [tools.pg_restore, "--exit-on-error", "--single-transaction", "--no-owner",
+                "--no-privileges", "--no-password", "--verbose"]
+        if replace:
+            argv += ["--clean", "--if-exists"]
+        argv += ["--dbname", conninfo, str(artifact)]
+        total = None
+        if progress.show:
+            listing = subprocess.run([tools.pg_restore, "--list", str(artifact)], capture_output=True,
+                                     text=True, check=False, errors="replace").stdout
+            total = sum(" TABLE DATA " in line for line in listing.splitlines()) or None
+        with progress.bar(total, "restore (pg_restore)", "table") as bar:
+            _PgProcess(argv, target.url, bar, "processing data for table").wait()
+
+    def structural(self, target: Engine, scratch: bool) -> list[CheckResult]:
+        started = time.perf_counter()
+        names = ("PostgreSQL amcheck: bt_index_check on every btree index",
+                 "PostgreSQL amcheck: verify_heapam on every table")
+        with target.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            installed = conn.exec_driver_sql("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'").scalar()
+            if not installed and scratch:
+                try:  # only ever in the scratch database, never in a user's target
+                    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS amcheck")
+                    installed = 1
+                except Exception as exc:  # no contrib package, or not a superuser
+                    reason = f"amcheck is not available: {_reason(exc, target.url)}"
+                    return [CheckResult(n, SKIP, reason, _elapsed(started)) for n in names]
+            if not installed:
+                reason = ("amcheck is not installed in the target (it is never created there); "
+                          "`backup verify` runs it in a scratch database")
+                return [CheckResult(n, SKIP, reason) for n in names]
+            return [self._amcheck(conn, names[0], _BTREE_INDEXES, "SELECT bt_index_check(CAST(:oid AS oid)::regclass, true)"),
+                    self._amcheck(conn, names[1], _HEAP_TABLES, _VERIFY_HEAP)]
+
+    @staticmethod
+    def _amcheck(conn: Connection, name: str, objects_sql: str, check_sql: str) -> CheckResult:
+        started = time.perf_counter()
+        if "verify_heapam" in check_sql and not conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_proc WHERE proname = 'verify_heapam'").scalar():
+            return CheckResult(name, SKIP, "this amcheck version has no verify_heapam")
+        problems: list[str] = []
+        objects = conn.execute(text(objects_sql)).all()
+        for oid, label in objects:
+            try:
+                found = conn.execute(text(check_sql), {"oid": oid}).all()
+            except Exception as exc:  # amcheck raises on a corrupt index
+                problems.append(f"{label}: {_reason(exc, conn.engine.url)}")
+                continue
+            problems += [f"{label}: {row[-1]}" for row in found if row and row[-1] not in (None, "")]
+        detail = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        return CheckResult(name, FAIL if problems else PASS, detail or f"{len(objects)} checked",
+                           _elapsed(started))
+
+
+_USER_NAMESPACES = ("n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                    "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'")
+_BTREE_INDEXES = (
+    "SELECT c.oid, n.nspname || '.' || c.relname FROM pg_index i "
+    "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready AND {_USER_NAMESPACES} "
+    "ORDER BY 2")
+_HEAP_TABLES = (
+    "SELECT c.oid, n.nspname || '.' || c.relname FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE c.relkind IN ('r', 'm') AND {_USER_NAMESPACES} ORDER BY 2")
+# the message column last: _amcheck reports each returned row's last value
+_VERIFY_HEAP = "SELECT blkno, offnum, msg FROM verify_heapam(CAST(:oid AS oid)::regclass)"
+
+
+class _Duckdb(_Strategy):
+    dialect = "duckdb"
+
+    def dump(self, partial: Path, progress: _Progress) -> _Dumped:
+        export = Path(tempfile.mkdtemp(prefix=f".{partial.name}-export-", dir=partial.parent))
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                # EXPORT and the row hashes share one transaction, so one snapshot
+                conn.exec_driver_sql(f"EXPORT DATABASE {_duck_literal(export)} (FORMAT PARQUET)")
+                tables = _table_map(conn)
+                head = migration_head(conn)
+                version = str(conn.exec_driver_sql("SELECT version()").scalar())
+            with tarfile.open(partial, "w") as tar, progress.bar(None, "backup (pack)", "file") as bar:
+                for path in sorted(export.iterdir()):
+                    tar.add(path, arcname=path.name)
+                    bar.update(1)
+        finally:
+            shutil.rmtree(export, ignore_errors=True)
+        _fsync(partial)
+        return _Dumped(tables, head, version, "duckdb EXPORT DATABASE (parquet)", version)
+
+    def restore_into(self, artifact: Path, target: Engine, replace: bool, progress: _Progress) -> None:
+        with tempfile.TemporaryDirectory(prefix="conductor-import-") as folder:
+            with tarfile.open(artifact, "r") as tar:
+                tar.extractall(folder, filter="data")
+            with target.connect() as conn, conn.begin():
+                if replace:
+                    _duck_drop_everything(conn)
+                conn.exec_driver_sql(f"IMPORT DATABASE {_duck_literal(Path(folder))}")
+
+    def structural(self, target: Engine, scratch: bool) -> list[CheckResult]:
+        return [CheckResult("DuckDB structural check", SKIP,
+                            "DuckDB has no integrity_check; the import read every row")]
+
+
+def _duck_literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _duck_drop_everything(conn: Connection) -> None:
+    """Drop the default schema's views, tables (referencing ones first) and sequences."""
+    quote = conn.dialect.identifier_preparer.quote
+    for view in conn.exec_driver_sql(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = current_schema()").scalars():
+        conn.exec_driver_sql(f"DROP VIEW {quote(view)}")
+    remaining = set(_all_tables(conn))
+    references = conn.exec_driver_sql(
+        "SELECT table_name, referenced_table FROM duckdb_constraints() "
+        "WHERE constraint_type = 'FOREIGN KEY' AND schema_name = current_schema()").all()
+    while remaining:
+        referenced = {parent for child, parent in references if child in remaining and child != parent}
+        leaves = sorted(remaining - referenced) or sorted(remaining)
+        for name in leaves:
+            conn.exec_driver_sql(f"DROP TABLE {quote(name)}")
+        remaining -= set(leaves)
+    for sequence in conn.exec_driver_sql(
+            "SELECT sequence_name FROM duckdb_sequences() WHERE schema_name = current_schema()").scalars():
+        conn.exec_driver_sql(f"DROP SEQUENCE {quote(sequence)}")
+
+
+_STRATEGIES: dict[str, type[_Strategy]] = {s.dialect: s for s in (_Sqlite, _Postgres, _Duckdb)}
+
+
+def _strategy_for(dialect: str, engine: Engine) -> _Strategy:
+    if dialect not in _STRATEGIES:
+        raise UnsupportedByDialect(f"backups are not supported on {dialect}",
+                                   hint="backups work on SQLite, PostgreSQL and DuckDB; "
+                                        "use the database's own tools here")
+    return _STRATEGIES[dialect](engine)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare_to_manifest(manifest: Manifest, bind: Engine | Connection) -> list[CheckResult]:
+    """Per-table row counts and hashes, and the migration head, of ``bind`` against the
+    manifest: the comparison verify runs on its scratch copy and restore on its target."""
+    started = time.perf_counter()
+    try:
+        found = {name: {"rows": fp.rows, "sha256": fp.sha256} for name, fp in fingerprint(bind).items()}
+    except Exception as exc:  # a damaged database fails with the driver's own errors
+        url = bind.url if isinstance(bind, Engine) else bind.engine.url
+        return [CheckResult(CHECK_TABLES, FAIL, f"cannot read the tables: {_reason(exc, url)}",
+                            _elapsed(started)),
+                CheckResult(CHECK_HEAD, SKIP, "the tables could not be read")]
+    problems = []
+    missing = sorted(set(manifest.tables) - set(found))
+    extra = sorted(set(found) - set(manifest.tables))
+    if missing:
+        problems.append(f"missing: {', '.join(missing)}")
+    if extra:
+        problems.append(f"not in the backup: {', '.join(extra)}")
+    for name in sorted(set(found) & set(manifest.tables)):
+        want, got = manifest.tables[name], found[name]
+        if int(want["rows"]) != got["rows"]:
+            problems.append(f"{name}: {got['rows']} rows, the manifest says {want['rows']}")
+        elif want["sha256"] != got["sha256"]:
+            problems.append(f"{name}: same row count ({got['rows']}), different content")
+    rows = sum(t["rows"] for t in found.values())
+    results = [CheckResult(CHECK_TABLES, FAIL if problems else PASS,
+                           "; ".join(problems) or f"{len(found)} tables, {rows} rows identical",
+                           _elapsed(started))]
+    started = time.perf_counter()
+    try:
+        head = migration_head(bind)
+    except Exception as exc:
+        url = bind.url if isinstance(bind, Engine) else bind.engine.url
+        results.append(CheckResult(CHECK_HEAD, FAIL, f"cannot read alembic_version: {_reason(exc, url)}",
+                                   _elapsed(started)))
+        return results
+    same = head == manifest.migration_head
+    results.append(CheckResult(CHECK_HEAD, PASS if same else FAIL,
+                               f"head {head or 'none'}" if same
+                               else f"head {head or 'none'}, the manifest says {manifest.migration_head or 'none'}",
+                               _elapsed(started)))
+    return results
+
+
+# --------------------------------------------------------------------------- backups
+
+
+class Backups:
+    """The backups of one database, kept in ``folder`` (created on the first backup)."""
+
+    def __init__(self, folder: Path, engine: Engine):
+        self.folder = Path(folder)
+        self.engine = engine
+        #: progress bars only when the database / artifact is at least this big
+        self.progress_min_bytes = PROGRESS_MIN_BYTES
+
+    # -- reading the folder
+
+    def _manifests(self) -> list[Manifest]:
+        """Complete backups (manifest and artifact present), oldest first."""
+        found = []
+        if not self.folder.is_dir():
+            return found
+        for path in self.folder.glob(f"*{MANIFEST_SUFFIX}"):
+            try:
+                manifest = Manifest.from_json(path.read_text(encoding="utf-8"), folder=self.folder)
+            except (OSError, ValueError, TypeError, ConductorError):
+                continue  # unreadable: listed by incomplete()
+            if path.name == f"{manifest.id}{MANIFEST_SUFFIX}" and manifest.artifact_path.is_file():
+                found.append(manifest)
+        return sorted(found, key=lambda m: (m.created, m.id))
+
+    def list(self) -> pd.DataFrame:
+        """Complete backups, newest first: id, label, kind, created, size, head, verified
+        (True/False: the last verification passed/failed; None: never verified), path.
+        Leftovers of interrupted backups are never listed here: see ``incomplete()``."""
+        rows = [{"id": m.id, "label": m.label, "kind": m.kind, "created": pd.Timestamp(m.created),
+                 "size": int(m.size_bytes), "head": m.migration_head, "verified": m.verified,
+                 "path": str(m.artifact_path)} for m in reversed(self._manifests())]
+        frame = pd.DataFrame(rows, columns=_LIST_COLUMNS)
+        frame["verified"] = frame["verified"].astype(object)
+        return frame
+
+    def incomplete(self) -> pd.DataFrame:
+        """Files and folders that are not part of a complete backup (an interrupted backup's
+        partial artifact, temporary files, an artifact without its manifest): path, size,
+        modified, reason."""
+        rows = []
+        for path, reason in self._leftovers():
+            stat = path.stat()
+            rows.append({"path": str(path), "size": stat.st_size,
+                         "modified": pd.Timestamp(stat.st_mtime, unit="s", tz="UTC"), "reason": reason})
+        return pd.DataFrame(rows, columns=["path", "size", "modified", "reason"])
+
+    def _leftovers(self) -> list[tuple[Path, str]]:
+        if not self.folder.is_dir():
+            return []
+        complete = self._manifests()
+        keep = {m.artifact for m in complete} | {m.manifest_path.name for m in complete} | {".lock"}
+        found = []
+        for path in sorted(self.folder.iterdir()):
+            if path.name in keep:
+                continue
+            if PARTIAL_SUFFIX in path.name:  # the partial file, or SQLite's -journal beside it
+                found.append((path, "partial artifact of an interrupted backup"))
+            elif "-export-" in path.name and path.is_dir():
+                found.append((path, "export folder of an interrupted backup"))
+            elif path.name.startswith(".") and path.name.endswith(".tmp"):
+                found.append((path, "temporary manifest file"))
+            elif path.name.endswith(MANIFEST_SUFFIX):
+                found.append((path, "manifest without its artifact, or unreadable"))
+            elif ID_PATTERN.match(path.name.split(".")[0]):
+                found.append((path, "artifact without a manifest (interrupted before it was written)"))
+        return found
+
+    def resolve(self, ref: str) -> Manifest:
+        """A backup by label, id, unique id prefix, or the path of its artifact or manifest."""
+        manifests = self._manifests()
+        for manifest in manifests:
+            if ref in (manifest.id, manifest.label):
+                return manifest
+        path = Path(ref)
+        if path.is_file():
+            return self._from_path(path)
+        prefixed = [m for m in manifests if m.id.startswith(ref)] if ref else []
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise ConductorError(f"backup {ref!r} is ambiguous: {', '.join(m.id for m in prefixed)}",
+                                 hint="give more of the id, or the label")
+        known = ", ".join(m.name for m in reversed(manifests[-10:])) or "none"
+        raise ConductorError(f"no backup {ref!r} in {self.folder}",
+                             hint=f"backups there (newest first): {known}")
+
+    def _from_path(self, path: Path) -> Manifest:
+        name = path.name
+        if name.endswith(MANIFEST_SUFFIX):
+            manifest_path = path
+        else:
+            backup_id = name[:-len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else name
+            backup_id = backup_id.split(".")[0]
+            manifest_path = path.parent / f"{backup_id}{MANIFEST_SUFFIX}"
+        if name.endswith(PARTIAL_SUFFIX) or not manifest_path.is_file():
+            raise ConductorError(f"{path} is not a complete backup (no manifest next to it)",
+                                 path=path, hint="only backups with a manifest can be verified or restored")
+        try:
+            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"),
+                                          folder=manifest_path.parent)
+        except (ValueError, TypeError) as exc:
+            raise ConductorError(f"unreadable backup manifest: {exc}", path=manifest_path) from None
+        if not manifest.artifact_path.is_file():
+            raise ConductorError(f"the artifact {manifest.artifact} of backup {manifest.id} is missing",
+                                 path=manifest_path)
+        return manifest
+
+    def latest(self, verified: bool | None = None) -> Manifest | None:
+        """The newest complete backup; ``verified=True``: the newest whose last verification
+        passed; ``verified=False``: the newest not (yet) verified successfully."""
+        for manifest in reversed(self._manifests()):
+            if verified is None or (manifest.verified is True) == verified:
+                return manifest
+        return None
+
+    # -- create
+
+    def create(self, label: str | None = None, *, kind: str = "manual", progress=None) -> Manifest:
+        """Back the database up into the folder and write its manifest; returns the manifest.
+
+        ``kind``: "manual", "pre-migration" (taken by migrations before they run) or "safety"
+        (taken by restore before it replaces the live database). ``label`` must be a safe
+        name (letters, digits, ``._-``) and unique among the folder's backups.
+        """
+        if kind not in KINDS:
+            raise ConductorError(f"unknown backup kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
+        self._check_label(label)
+        strategy = _strategy_for(self.engine.dialect.name, self.engine)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        created = _now()
+        backup_id = self._new_id(created)
+        artifact = f"{backup_id}{ARTIFACT_SUFFIX[strategy.dialect]}"
+        partial = self.folder / f"{artifact}{PARTIAL_SUFFIX}"
+        final = self.folder / artifact
+        url = self.engine.url
+        try:
+            progress_on = _Progress(progress, progress is not None
+                                    and strategy.database_size() >= self.progress_min_bytes)
+            dumped = strategy.dump(partial, progress_on)
+            size, digest = _sha256_file(partial, progress_on, "backup (sha256)")
+            os.replace(partial, final)
+            _fsync(self.folder)
+        except BaseException as exc:
+            partial.unlink(missing_ok=True)
+            if isinstance(exc, ConductorError) or not isinstance(exc, Exception):
+                raise
+            raise DatabaseError(f"backup of {mask(url)} failed: {_reason(exc, url)}",
+                                hint="nothing was kept; check the database and the free disk space") from None
+        manifest = Manifest(
+            id=backup_id, label=label, kind=kind, created_at=created.isoformat(),
+            engine=strategy.dialect, engine_version=dumped.engine_version, tool=dumped.tool,
+            tool_version=dumped.tool_version, migration_head=dumped.head, tables=dumped.tables,
+            artifact=artifact, size_bytes=size, sha256=digest, seconds=_elapsed(started),
+            source=mask(url), folder=self.folder)
+        with _folder_lock(self.folder):
+            try:
+                self._check_label(label)  # again: another backup may have taken it meanwhile
+            except ConductorError:
+                final.unlink(missing_ok=True)
+                raise
+            _atomic_write_text(manifest.manifest_path, json.dumps(manifest.to_json(), indent=2) + "\n")
+        return manifest
+
+    def _check_label(self, label: str | None) -> None:
+        if label is None:
+            return
+        if not isinstance(label, str) or not LABEL_PATTERN.match(label) or ID_PATTERN.match(label):
+            raise ConductorError(f"backup label {label!r} is not a safe name",
+                                 hint="use 1-64 letters, digits, '.', '_' or '-', starting with a "
+                                      "letter or digit (and not shaped like a backup id)")
+        for manifest in self._manifests():
+            if manifest.label == label:
+                raise ConductorError(f"a backup labelled {label!r} exists already ({manifest.id})",
+                                     hint="choose another label, or prune/delete the old backup")
+
+    def _new_id(self, created: datetime) -> str:
+        stamp = created.strftime("%Y%m%dT%H%M%SZ")
+        while True:
+            backup_id = f"{stamp}-{secrets.token_hex(2)}"
+            if not any(self.folder.glob(f"{backup_id}.*")):
+                return backup_id
+
+    # -- verify
+
+    def verify(self, ref: str | None = None, *, progress=None) -> VerifyReport:
+        """Re-hash the artifact, restore it completely into a scratch database, run the
+        engine's structural checks and compare tables and migration head with the manifest.
+        Every check runs; the result is recorded in the manifest (atomically)."""
+        manifest = self._pick(ref)
+        strategy = self._strategy_matching(manifest)
+        started = time.perf_counter()
+        when = _now().isoformat()
+        progress_on = _Progress(progress, progress is not None
+                                and manifest.size_bytes >= self.progress_min_bytes)
+        checks = self._artifact_checks(manifest, progress_on)
+        if manifest.artifact_path.is_file():
+            scratch_started = time.perf_counter()
+            try:
+                with strategy.scratch() as scratch:
+                    # replace=True: the same options as a confirmed restore over a database
+                    # with tables (pg_restore --clean --if-exists), so its DROP statements are
+                    # read and run too (no-ops in the empty scratch database)
+                    checks += self._restore_and_compare(manifest, strategy, scratch, CHECK_SCRATCH,
+                                                        replace=True, scratch=True, progress=progress_on)
+            except ConductorError as exc:  # the scratch database could not be made
+                checks.append(CheckResult(CHECK_SCRATCH, FAIL, str(exc), _elapsed(scratch_started)))
+        report = VerifyReport(manifest.id, manifest.label, checks, _elapsed(started), when)
+        report.recorded = self._record(manifest, report)
+        return report
+
+    def _pick(self, ref: str | None) -> Manifest:
+        if ref:
+            return self.resolve(ref)
+        newest = self.latest()
+        if newest is None:
+            raise ConductorError(f"no backups in {self.folder}",
+                                 hint="take one first with `conductor backup`")
+        return newest
+
+    def _strategy_matching(self, manifest: Manifest) -> _Strategy:
+        if manifest.engine != self.engine.dialect.name:
+            raise ConductorError(
+                f"backup {manifest.id} is a {manifest.engine} backup; the connected database is "
+                f"{self.engine.dialect.name}",
+                hint=f"connect to a {manifest.engine} database to verify or restore it")
+        return _strategy_for(manifest.engine, self.engine)
+
+    def _artifact_checks(self, manifest: Manifest, progress: _Progress) -> list[CheckResult]:
+        started = time.perf_counter()
+        path = manifest.artifact_path
+        if not path.is_file():
+            return [CheckResult(CHECK_PRESENT, FAIL, f"{path} is missing", _elapsed(started)),
+                    CheckResult(CHECK_SHA256, SKIP, "no artifact")]
+        actual = path.stat().st_size
+        results = [CheckResult(CHECK_PRESENT, PASS if actual == manifest.size_bytes else FAIL,
+                               f"{_size_text(actual)}" if actual == manifest.size_bytes
+                               else f"{actual} bytes, the manifest says {manifest.size_bytes}",
+                               _elapsed(started))]
+        started = time.perf_counter()
+        _, digest = _sha256_file(path, progress, "verify (sha256)")
+        same = digest == manifest.sha256
+        results.append(CheckResult(CHECK_SHA256, PASS if same else FAIL,
+                                   digest if same else f"sha256 {digest}, the manifest says {manifest.sha256}",
+                                   _elapsed(started)))
+        return results
+
+    def _restore_and_compare(self, manifest: Manifest, strategy: _Strategy, target: Engine, name: str,
+                             *, replace: bool, scratch: bool, progress: _Progress) -> list[CheckResult]:
+        """Restore the artifact into ``target``, then structural checks and the comparison."""
+        started = time.perf_counter()
+        try:
+            strategy.restore_into(manifest.artifact_path, target, replace, progress)
+        except Exception as exc:  # the tool's or driver's error: the artifact did not restore
+            reason = str(exc) if isinstance(exc, ConductorError) else _reason(exc, target.url)
+            skipped = [CheckResult(n, SKIP, "the restore failed") for n in (CHECK_TABLES, CHECK_HEAD)]
+            return [CheckResult(name, FAIL, reason, _elapsed(started)), *skipped]
+        where = f"a temporary {target.dialect.name} database" if scratch else mask(target.url)
+        results = [CheckResult(name, PASS, f"into {where}", _elapsed(started))]
+        started = time.perf_counter()
+        try:
+            results += strategy.structural(target, scratch)
+        except Exception as exc:  # a check that cannot run on this database is a failure
+            results.append(CheckResult(f"{strategy.dialect} structural checks", FAIL,
+                                       _reason(exc, target.url), _elapsed(started)))
+        results += compare_to_manifest(manifest, target)
+        return results
+
+    def _record(self, manifest: Manifest, report: VerifyReport) -> bool:
+        """Write the verification into the manifest file (re-read under the folder lock)."""
+        path = manifest.manifest_path
+        try:
+            with _folder_lock(path.parent):
+                current = Manifest.from_json(path.read_text(encoding="utf-8"), folder=path.parent)
+                current.verification = {"at": report.verified_at, "passed": report.passed,
+                                        "seconds": round(report.seconds, 4),
+                                        "checks": [c.to_json() for c in report.checks]}
+                _atomic_write_text(path, json.dumps(current.to_json(), indent=2) + "\n")
+        except (OSError, ValueError, ConductorError):
+            return False  # e.g. a read-only copy of a backups folder: the report still stands
+        manifest.verification = current.verification
+        return True
+
+    # -- restore
+
+    def restore(self, ref: str, target: Engine | str | None = None, *, confirm: bool = False,
+                progress=None) -> RestoreReport:
+        """Restore a backup into ``target`` (an Engine or URL; None: this live database).
+
+        Refused without ``confirm`` when the target is the live database or already has
+        tables. Over a live database that has tables a ``safety`` backup is taken first
+        (reported as ``safety_backup``; listed with kind "safety"). The artifact's
+        sha256 is checked before anything is touched; after the restore the target is
+        compared with the manifest (tables, head) and structurally checked.
+        """
+        manifest = self.resolve(ref)
+        strategy = self._strategy_matching(manifest)
+        if isinstance(target, str):
+            target_engine, owned = make_engine(target), True
+        else:
+            target_engine, owned = (target or self.engine), False
+        try:
+            return self._restore(manifest, strategy, target_engine, confirm, progress)
+        finally:
+            if owned:
+                target_engine.dispose()
+
+    def _restore(self, manifest: Manifest, strategy: _Strategy, target: Engine, confirm: bool,
+                 progress) -> RestoreReport:
+        started = time.perf_counter()
+        if target.dialect.name != manifest.engine:
+            raise ConductorError(f"backup {manifest.id} is a {manifest.engine} backup; the target "
+                                 f"{mask(target.url)} is {target.dialect.name}",
+                                 hint=f"restore into a {manifest.engine} database")
+        live = _same_database(target, self.engine)
+        try:
+            existing = _all_tables(target)
+        except Exception as exc:
+            raise DatabaseError(f"cannot read the target {mask(target.url)}: {_reason(exc, target.url)}",
+                                hint="check the target URL and that the database exists") from None
+        if not confirm and (live or existing):
+            shown = ", ".join(existing[:8]) + (", …" if len(existing) > 8 else "")
+            what = ("restoring over the live database replaces it" if live
+                    else f"the target {mask(target.url)} already has tables ({shown})")
+            raise ConductorError(f"{what}: refused without confirmation; nothing was changed",
+                                 hint="pass --confirm (confirm=True) to replace it"
+                                      + ("; a safety backup of the current state is taken first" if live else ""))
+        progress_on = _Progress(progress, progress is not None
+                                and manifest.size_bytes >= self.progress_min_bytes)
+        checks = self._artifact_checks(manifest, progress_on)
+        report = RestoreReport(manifest.id, manifest.label, mask(target.url), live, False, checks, 0.0)
+        if not report.passed:
+            checks.append(CheckResult(CHECK_TARGET, SKIP, "the artifact does not match its manifest: "
+                                                          "not restored, nothing was changed"))
+            report.seconds = _elapsed(started)
+            return report
+        if live and existing:
+            safety_started = time.perf_counter()
+            report.safety_backup = self.create(kind="safety", progress=progress)
+            checks.append(CheckResult(CHECK_SAFETY, PASS, f"backup {report.safety_backup.id}",
+                                      _elapsed(safety_started)))
+        checks += self._restore_and_compare(manifest, strategy, target, CHECK_TARGET,
+                                            replace=bool(existing), scratch=False, progress=progress_on)
+        report.restored = not any(c.name == CHECK_TARGET and c.status == FAIL for c in checks)
+        report.seconds = _elapsed(started)
+        return report
+
+    # -- prune
+
+    def prune(self, keep_last: int, keep_daily: int, *, dry_run: bool = False) -> PruneReport:
+        """Delete backups outside the retention rules: keep the newest ``keep_last``, plus the
+        newest backup of each of the last ``keep_daily`` days that have backups (UTC), plus
+        always the newest verified one (so the only verified backup is never deleted).
+        Leftovers of interrupted backups older than an hour are removed too."""
+        for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily)):
+            if not isinstance(value, int) or value < 0:
+                raise ConductorError(f"{name} must be a whole number >= 0, not {value!r}")
+        newest_first = list(reversed(self._manifests()))
+        reasons: dict[str, list[str]] = {}
+        for manifest in newest_first[:keep_last]:
+            reasons.setdefault(manifest.id, []).append(f"newest {keep_last}")
+        days_seen: list[str] = []
+        for manifest in newest_first:
+            day = manifest.created.astimezone(UTC).date().isoformat()
+            if day not in days_seen:
+                days_seen.append(day)
+                if len(days_seen) <= keep_daily:
+                    reasons.setdefault(manifest.id, []).append(f"daily {day}")
+        verified = next((m for m in newest_first if m.verified is True), None)
+        if verified is not None:
+            reasons.setdefault(verified.id, []).append("newest verified")
+
+        def row(m: Manifest) -> dict[str, Any]:
+            return {"id": m.id, "label": m.label, "created": m.created_at, "size": m.size_bytes}
+
+        kept = [{**row(m), "reasons": reasons[m.id]} for m in newest_first if m.id in reasons]
+        doomed = [m for m in newest_first if m.id not in reasons]
+        stale_before = time.time() - STALE_AFTER.total_seconds()
+        leftovers = [p for p, _ in self._leftovers() if p.stat().st_mtime < stale_before]
+        if not dry_run:
+            for manifest in doomed:
+                # the manifest first: from then on the backup is no longer listed as valid
+                manifest.manifest_path.unlink(missing_ok=True)
+                manifest.artifact_path.unlink(missing_ok=True)
+            for path in leftovers:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            if doomed or leftovers:
+                _fsync(self.folder)
+        return PruneReport(kept, [row(m) for m in doomed], [str(p) for p in leftovers],
+                           sum(m.size_bytes for m in doomed), dry_run)
+
+
+# --------------------------------------------------------------------------- gate checks
+
+
+def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    """The backup & recovery phase's gate: (1) a verified backup newer than the last
+    migration exists; (2) a restore drill: the newest backup, restored into a scratch
+    database, matches its manifest (this verifies it, so it is recorded; the drill runs
+    first, so a fresh good backup satisfies both)."""
+    if ctx.component_dir is None:
+        detail = "no component folder, so no backups folder"
+        yield CheckResult(GATE_NEWER, FAIL, detail)
+        yield CheckResult(GATE_DRILL, FAIL, detail)
+        return
+    backups = Backups(ctx.component_dir / "backups", ctx.engine)
+    started = time.perf_counter()
+    newest = backups.latest()
+    if newest is None:
+        drill = CheckResult(GATE_DRILL, FAIL, f"no backups in {backups.folder}: take one with "
+                                              "`conductor backup`")
+    else:
+        try:
+            report = backups.verify(newest.id)
+            drill = CheckResult(GATE_DRILL, PASS if report.passed else FAIL,
+                                f"backup {newest.name}: " + (
+                                    f"{len(report.checks)} checks passed" if report.passed else
+                                    "; ".join(f"{c.name}: {c.detail}" for c in report.failed)),
+                                _elapsed(started))
+        except ConductorError as exc:
+            drill = CheckResult(GATE_DRILL, FAIL, str(exc), _elapsed(started))
+    yield _newer_than_last_migration(backups, ctx.engine)
+    yield drill
+
+
+def _newer_than_last_migration(backups: Backups, engine: Engine) -> CheckResult:
+    started = time.perf_counter()
+    migrated = last_migration_at(engine)
+    head = migration_head(engine)
+    verified = [m for m in backups._manifests() if m.verified is True]
+    if not verified:
+        existing = backups.latest()
+        detail = (f"no backup in {backups.folder} has passed verification: run `conductor backup verify`"
+                  if existing else f"no backups in {backups.folder}: take one with `conductor backup`")
+        return CheckResult(GATE_NEWER, FAIL, detail, _elapsed(started))
+    # newer than the last migration, and taken at the current head (a backup taken in the same
+    # second just before the migration is older than it, even though applied_at has no fraction)
+    good = [m for m in verified if (migrated is None or m.created > migrated) and m.migration_head == head]
+    if good:
+        chosen = good[-1]
+        since = f"the last migration ({migrated.isoformat()})" if migrated else "any migration (none recorded)"
+        return CheckResult(GATE_NEWER, PASS, f"backup {chosen.name} ({chosen.created_at}, head "
+                                             f"{chosen.migration_head or 'none'}) is newer than {since}",
+                           _elapsed(started))
+    newest = verified[-1]
+    return CheckResult(GATE_NEWER, FAIL,
+                       f"the newest verified backup {newest.name} ({newest.created_at}, head "
+                       f"{newest.migration_head or 'none'}) predates the last migration "
+                       f"({migrated.isoformat() if migrated else 'none'}, head {head or 'none'}): "
+                       "take and verify a new backup", _elapsed(started))
+
+
+__all__ = [
+    "KINDS", "Backups", "Manifest", "PgTools", "PruneReport", "RestoreReport", "VerifyReport", "compare_to_manifest", "gate_checks", "last_migration_at", "migration_head",
+    "pg_tool_connection",
+]

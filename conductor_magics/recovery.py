@@ -1,0 +1,106 @@
+"""Backup and recovery steps for one component: backup, verify, list, prune, restore.
+
+The engine's :class:`~conductor_magics.engine.backup.Backups` does the work; this
+layer picks the folder (``storages/<id>/backups/``, git-ignored), passes the
+progress bar and turns reports into :class:`StepResult` objects. It also takes
+the automatic pre-migration backups that workflow.md asks for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .engine.connection import has_transactional_ddl
+from .errors import ConductorError
+from .workspace.files import ensure_gitignore
+from .workspace.workflow import ALWAYS, NEVER
+
+if TYPE_CHECKING:
+    from .engine.backup import Backups
+    from .live_database import LiveDatabase, StepResult
+
+BACKUPS_FOLDER = "backups"
+BACKUP_ACTIONS = ("create", "verify", "list", "prune")
+
+
+def backups(db: LiveDatabase, to: str | None = None) -> Backups:
+    """The component's backups (``--to DIR`` for another folder)."""
+    from .engine.backup import Backups
+
+    if to:
+        folder = Path(to)
+    else:
+        folder = db.component.dir / BACKUPS_FOLDER
+        ensure_gitignore(db.component.dir, (f"{BACKUPS_FOLDER}/",))
+    return Backups(folder, db.engine)
+
+
+def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:
+    from .live_database import StepResult
+
+    if frames is None:
+        frame = report.frame() if hasattr(report, "frame") else None
+        frames = [("checks", frame)] if frame is not None else []
+    return StepResult(f"{db.component.id}: {report.summary}", report.to_json(), frames,
+                      exit_code=getattr(report, "exit_code", 0))
+
+
+def backup(db: LiveDatabase, action: str = "create", ref: str | None = None, *,
+           label: str | None = None, to: str | None = None, keep_last: int | None = None,
+           keep_daily: int | None = None, dry_run: bool = False) -> StepResult:
+    """One backup action: create (default), verify [BACKUP], list, prune."""
+    store = backups(db, to)
+    match action:
+        case "create":
+            if ref:
+                raise ConductorError(f"unexpected word '{ref}' after backup",
+                                     hint="name the backup with --label L")
+            return _result(db, store.create(label, progress=db.progress), frames=[])
+        case "verify":
+            return _result(db, store.verify(ref, progress=db.progress))
+        case "list":
+            from .live_database import StepResult
+
+            frame = store.list()
+            return StepResult(f"{db.component.id}: {len(frame)} backup(s) in {store.folder}",
+                              {"folder": str(store.folder)}, [("backups", frame)])
+        case "prune":
+            if keep_last is None and keep_daily is None:
+                raise ConductorError("prune needs a retention rule",
+                                     hint="--keep-last N and/or --keep-daily D")
+            report = store.prune(keep_last or 0, keep_daily or 0, dry_run=dry_run)
+            return _result(db, report)
+    raise ConductorError(f"unknown backup action '{action}'", hint="create, verify, list or prune")
+
+
+def restore(db: LiveDatabase, ref: str, *, target: str | None = None, confirm: bool = False,
+            to: str | None = None) -> StepResult:
+    """Restore a backup into ``target`` (default: the live database, which needs
+    ``confirm`` and gets a safety backup first), then compare with the manifest."""
+    store = backups(db, to)
+    report = store.restore(ref, target, confirm=confirm, progress=db.progress)
+    return _result(db, report)
+
+
+def wants_pre_migration_backup(db: LiveDatabase) -> bool:
+    """workflow.md's ``Pre-migration backups`` setting; by default, engines whose DDL is not
+    transactional (SQLite's ALTERs rebuild tables; MySQL commits each statement)."""
+    setting = db.session.preferences().pre_migration_backup
+    if setting == ALWAYS:
+        return True
+    if setting == NEVER:
+        return False
+    return not has_transactional_ddl(db.engine)
+
+
+def pre_migration_backup(db: LiveDatabase, action: str, target: str | None) -> dict | None:
+    """Take the pre-migration backup when configured and the database holds something
+    to protect; returns its manifest (JSON) or None."""
+    from .engine.fingerprint import user_tables
+
+    if not wants_pre_migration_backup(db) or not user_tables(db.engine):
+        return None
+    label = None  # ids are unique; the kind says why it was taken
+    manifest = backups(db).create(label, kind="pre-migration", progress=db.progress)
+    return manifest.to_json()

@@ -13,8 +13,13 @@ demo: setup
 test: setup
 	@bash .ci/test.sh
 
+# Every benchmark; each writes benchmarks/results/<name>.json (about 15 minutes in all).
 bench: setup
 	$(PY) benchmarks/bench_workspace.py
+	$(PY) benchmarks/bench_harness.py --postgres
+	$(PY) benchmarks/bench_seed.py
+	$(PY) benchmarks/bench_advisor.py
+	$(PY) benchmarks/bench_backup.py
 
 lint: setup
 	.venv/bin/ruff check .

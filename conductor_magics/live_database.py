@@ -61,6 +61,8 @@ class StepResult:
     figures: list[Any] = field(default_factory=list)
     #: the engine's own result object (BenchResult, AdviceReport) for the notebook
     value: Any = None
+    #: the plain-text form, when the engine's report has a better one than the tables
+    text: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {"summary": self.summary, **_jsonable(self.data)}
@@ -69,10 +71,13 @@ class StepResult:
         return out
 
     def to_text(self) -> str:
+        if self.text is not None:
+            return self.text
         parts = [self.summary]
         for title, frame in self.frames:
             if frame is not None and not frame.empty:
-                parts.append(f"\n{title}:\n{frame.to_string(index=False, max_colwidth=60)}")
+                table = frame.to_string(index=False, max_colwidth=60, float_format="{:.4g}".format)
+                parts.append(f"\n{title}:\n{table}")
         return "\n".join(parts)
 
 
@@ -298,6 +303,7 @@ class LiveDatabase:
         step, result = bench(self, body, name, indexes, **options)
         step.figures.append(result.plot())
         step.value = result
+        step.text = f"{self.component.id}: {result.to_text()}"
         return step
 
     def advise(self, source: str | None = None, **options: Any) -> StepResult:
@@ -305,6 +311,8 @@ class LiveDatabase:
 
         step, report = advise(self, source, **options)
         step.value = report
+        details = report.to_text().split("\n", 1)[1:]  # its first line is the summary
+        step.text = "\n".join([step.summary, *details])
         return step
 
     def backup(self, action: str = "create", ref: str | None = None, **options: Any) -> StepResult:

@@ -133,7 +133,7 @@ class ConductorMagics(Magics):
                      "text/plain": result.to_text()}, raw=True)
             display(result.value.styled())
             for figure in result.figures:
-                display(figure)
+                _figure(figure)
         else:
             # text/plain rides along for consoles, nbconvert --to script and CI logs.
             display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
@@ -141,7 +141,7 @@ class ConductorMagics(Magics):
             if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
                 _markdown(markdown)
             for figure in getattr(result, "figures", None) or []:
-                display(figure)
+                _figure(figure)
 
     def _widget(self, result, session: Session):
         """The interactive view of a result (checklist, chooser, gate), or None when it has
@@ -159,6 +159,17 @@ class ConductorMagics(Magics):
                             on_implemented=implemented)
         except ConductorError:  # e.g. plan.md changed meanwhile: the HTML view still shows
             return None
+
+
+def _figure(figure) -> None:
+    """A matplotlib Figure as a PNG, whatever backend the kernel has (none is needed)."""
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    display(Image(data=buffer.getvalue(), format="png"))
 
 
 def _markdown(text: str) -> None:

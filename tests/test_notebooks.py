@@ -46,4 +46,13 @@ def test_walkthrough_implements_every_phase_and_completes(tmp_path: Path, monkey
     assert json.loads((folder / "metadata.json").read_text())["status"] == "Completed"
     assert "| orders_db | Orders database | relational | PostgreSQL | Completed |" in \
         (tmp_path / "storage-conductor/tracks.md").read_text()
-    assert len(list((folder / "migrations/versions").glob("*.py"))) == 2
+    # v1, the advisor's index revision (phase 4), v2 (phase 5)
+    assert len(list((folder / "migrations/versions").glob("*.py"))) == 3
+    checks = {r["phase"]: {c["check"]: c["status"] for c in r.get("checks") or []}
+              for r in log if r["kind"] == "verification"}
+    assert checks[4] == {"benchmarks of the indexes kept show a speed-up": "pass",
+                         "advisor finds nothing left to add": "pass"}, checks[4]
+    assert checks[6] and set(checks[6].values()) == {"pass"}, checks[6]
+    assert "-- name: customer_orders_by_status" in (folder / "workload.sql").read_text()
+    assert len((folder / "benchmarks.jsonl").read_text().splitlines()) == 1
+    assert list((folder / "backups").glob("*.manifest.json"))

@@ -384,6 +384,28 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
             raise BadArguments(f"unexpected words after schema {action}: {' '.join(words)}")
     db = session.database(component, url=explicit or url, engine=None if explicit else engine,
                           progress=progress)
+    try:
+        return _dispatch_engine(inv, db, body, action, namespace)
+    except Exception as exc:
+        # The one boundary for database errors a step did not translate itself: one line,
+        # passwords scrubbed, never a traceback. (SQLAlchemy is imported only by now.)
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        from .engine.connection import first_line, scrub
+        from .errors import DatabaseError
+
+        known = [u for u in (explicit, url, getattr(engine, "url", None)) if u]
+        reason = first_line(scrub(str(getattr(exc, "orig", None) or exc), *known))
+        raise DatabaseError(f"{command} failed: {reason}",
+                            hint="nothing was committed by the failed statement") from None
+
+
+def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | None,
+                     namespace: dict | None) -> Any:
+    a = inv.args
+    command = inv.command
     match command:
         case "connect":
             return db.connect()

@@ -184,22 +184,13 @@ def list_workload(db: LiveDatabase, source: str | None = None) -> StepResult:
 def seed(db: LiveDatabase, table: str | None, rows: int, seed_value: int = 0,
          skew: float = 0.0) -> StepResult:
     """Generated rows for one table or all of them (parents first), in one transaction."""
-    from .engine import sample
+    from .engine.sample import seed_report
 
     if rows < 1:
         raise ConductorError(f"--rows must be at least 1, got {rows}")
-    tables = [table] if table else None
-    started = time.perf_counter()
-    report = getattr(sample, "seed_report", None)
-    if report is not None:
-        result = report(db.engine, rows, tables, seed_value, skew=skew, progress=db.progress)
-        return _step(f"{db.component.id}: {result.summary}", result.to_json(), [("seeded", result.frame())])
-    counts = sample.seed(db.engine, rows, tables, seed_value, skew=skew, progress=db.progress)
-    seconds = time.perf_counter() - started
-    total = sum(counts.values())
-    frame = pd.DataFrame([{"table": t, "rows": n} for t, n in counts.items()], columns=["table", "rows"])
-    return _step(f"{db.component.id}: seeded {total:,} rows into {len(counts)} table(s) in {seconds:.2f} s",
-                 {"tables": counts, "seconds": round(seconds, 3)}, [("seeded", frame)])
+    report = seed_report(db.engine, rows, [table] if table else None, seed_value, skew=skew,
+                         progress=db.progress)
+    return _step(f"{db.component.id}: {report.summary}", report.to_json(), [("seeded", report.frame())])
 
 
 # -- benchmarks ------------------------------------------------------------------------

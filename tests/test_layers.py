@@ -15,6 +15,13 @@ CORE_MODULES = [
     "conductor_magics.reports",
     "conductor_magics.cli",
     "conductor_magics.notebook_html",
+    "conductor_magics.live_database",
+    "conductor_magics.tuning",
+    "conductor_magics.recovery",
+    "conductor_magics.engine.bench",
+    "conductor_magics.engine.advisor",
+    "conductor_magics.engine.backup",
+    "conductor_magics.engine.sample",
 ]
 JUPYTER = ["IPython", "ipywidgets", "ipykernel", "traitlets", "jupyter_client", "nbformat"]
 

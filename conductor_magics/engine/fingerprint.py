@@ -62,17 +62,30 @@ def user_tables(bind: Engine | Connection, schema: str | None = None) -> list[st
 
 
 def fingerprint_table(conn: Connection, table: Table) -> TableFingerprint:
-    """Count and hash of ``table``'s rows, ordered by primary key (else by every column)."""
+    """Count and hash of ``table``'s rows, ordered by primary key (else by every column).
+
+    The hash is over the driver's own row tuples (their ``repr``), read in streamed
+    batches without SQLAlchemy's type processing: equal data on the same engine and
+    driver hashes equally, which is what every comparison here needs (before / after on
+    one database, a backup against its restore). Going through SQLAlchemy's result
+    processing and JSON per value was 6–9× slower and the main cost of a backup.
+    """
     order = list(table.primary_key.columns) or list(table.columns)
+    sql = str(select(table).order_by(*order).compile(dialect=conn.dialect))
     digest = hashlib.sha256()
     count = 0
-    # a statement option: conn.execution_options() would change the caller's connection for good
-    result = conn.execute(select(table).order_by(*order).execution_options(yield_per=5000))
-    for row in result:
-        digest.update(json.dumps([_canonical(v) for v in row], default=str).encode("utf-8"))
+    # statement options only: conn.execution_options() would change the caller's connection
+    result = conn.exec_driver_sql(sql, execution_options={"stream_results": True,
+                                                          "no_parameters": True})
+    for rows in result.partitions(_BATCH):
+        digest.update("\n".join([repr(tuple(row)) for row in rows]).encode("utf-8"))
         digest.update(b"\n")
-        count += 1
+        count += len(rows)
     return TableFingerprint(str(table.name), count, digest.hexdigest())
+
+
+#: rows per streamed batch while hashing
+_BATCH = 10_000
 
 
 def fingerprint(bind: Engine | Connection, tables: list[str] | None = None,

@@ -100,6 +100,8 @@ def test_seed_query_bench_advise_apply_and_the_indexing_gate(run: Runner, tmp_pa
     assert recs[0]["columns"][:3] == ["customer_id", "status", "created_at"] or \
         recs[0]["columns"][:3] == ["status", "customer_id", "created_at"]
     assert advice["applied"]["revision"]
+    # by default only engines without transactional DDL (SQLite here) back up before migrating
+    assert ("pre_migration_backup" in advice["applied"]["upgrade"]) == (run.url is None)
     assert recs[0]["ddl"].rstrip(";") in (component(run) / "schema.sql").read_text()
     check = json.loads(run("migrate", "check", "--id", "orders_db", "--json").stdout)
     assert all(row["status"] in ("pass", "skip") for row in check["checks"]), check["checks"]

@@ -215,9 +215,12 @@ class BenchResult:
                 change = f"{_number(1 / c.ratio)}× slower"
             else:
                 change = f"no change ({_number(c.ratio)}×)"
-            uses = "uses" if arm.uses_index else "does not use"
+            if arm.uses_index and self.baseline.full_scan and not arm.full_scan:
+                plan = "plan: full scan → index search"
+            else:
+                plan = "plan uses the index" if arm.uses_index else "plan does not use the index"
             parts.append(f"{arm.label} {change} [{round(c.confidence * 100):d} % CI "
-                         f"{_number(c.low)}–{_number(c.high)}], plan {uses} the index")
+                         f"{_number(c.low)}–{_number(c.high)}], {plan}")
         return f"{self.name}: " + "; ".join(parts)
 
     def frame(self) -> pd.DataFrame:

@@ -61,7 +61,8 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     parser = ConductorArgumentParser(
         prog=prog, parents=[common],
         description="Carry out a storage-conductor component plan: status, implement, tasks, "
-                    "phase verification and completion.",
+                    "phase verification and completion, and the live-database steps (schema, "
+                    "migrations, SQL, integrity, sample data, index tuning, backups).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ConductorArgumentParser)
 

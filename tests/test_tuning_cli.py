@@ -171,6 +171,10 @@ def test_backup_verify_list_restore(run: Runner, tmp_path: Path):
     assert fingerprint(engine) == before
     kinds = [b["kind"] for b in json.loads(run("backup", "list", "--json").stdout)["backups"]]
     assert "safety" in kinds
+    run("backup", "prune", expect=2)  # no retention rule: refused
+    pruned = json.loads(run("backup", "prune", "--keep-last", "1", "--dry-run", "--json").stdout)
+    assert pruned["dry_run"] is True
+    assert len(json.loads(run("backup", "list", "--json").stdout)["backups"]) == 2
     assert_no_password(run)
 
 

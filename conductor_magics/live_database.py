@@ -232,7 +232,7 @@ class LiveDatabase:
 
         if action == "up" and m.at_head():
             return None  # nothing to apply: nothing to protect
-        return pre_migration_backup(self, action, None)
+        return pre_migration_backup(self)
 
     # -- SQL, transactions, integrity ------------------------------------------------------
 

@@ -94,13 +94,11 @@ def wants_pre_migration_backup(db: LiveDatabase) -> bool:
     return not has_transactional_ddl(db.engine)
 
 
-def pre_migration_backup(db: LiveDatabase, action: str, target: str | None) -> dict | None:
+def pre_migration_backup(db: LiveDatabase) -> dict | None:
     """Take the pre-migration backup when configured and the database holds something
-    to protect; returns its manifest (JSON) or None."""
+    to protect; returns its manifest (JSON) or None. (No label: the kind says why.)"""
     from .engine.fingerprint import user_tables
 
     if not wants_pre_migration_backup(db) or not user_tables(db.engine):
         return None
-    label = None  # ids are unique; the kind says why it was taken
-    manifest = backups(db).create(label, kind="pre-migration", progress=db.progress)
-    return manifest.to_json()
+    return backups(db).create(None, kind="pre-migration", progress=db.progress).to_json()

@@ -367,3 +367,19 @@ def test_duckdb_says_it_is_unsupported(tmp_path, step):
         step(engine)
     with pytest.raises(UnsupportedByDialect, match="SQLite pragmas"):
         sqlite_checks(engine)
+
+
+def test_inline_unique_on_sqlite_is_inventoried_and_probed(tmp_path):
+    # SQLAlchemy's SQLite reflection alone misses `email TEXT UNIQUE`: it must still be probed.
+    from conductor_magics.engine.connection import make_engine
+    from conductor_magics.engine.integrity import inventory, probe
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'inline.sqlite'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
+    found = inventory(engine)
+    uniques = found[found["kind"] == "UNIQUE"]
+    assert list(uniques["columns"].astype(str)) and "email" in str(list(uniques["columns"]))
+    probes = probe(engine)
+    unique_probes = probes[probes["kind"] == "UNIQUE"]
+    assert len(unique_probes) == 1 and unique_probes.iloc[0]["status"] == "enforced"

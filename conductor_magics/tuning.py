@@ -221,7 +221,8 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
     record["component"] = db.component.id
     path = db.component.dir / BENCHMARKS_FILE
     with db.session.workspace.lock(), open(path, "a", encoding="utf-8") as out:
-        out.write(json.dumps(record, default=str) + "\n")  # one write: a line is whole or absent
+        # appended, not rewritten; a line cut short by a crash is skipped by the reader
+        out.write(json.dumps(record, default=str) + "\n")
     step = _step(f"{db.component.id}: {result.summary}", record, [("benchmark", result.frame())])
     return step, result
 

@@ -220,9 +220,14 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
     record = result.to_json()
     record["component"] = db.component.id
     path = db.component.dir / BENCHMARKS_FILE
-    with db.session.workspace.lock(), open(path, "a", encoding="utf-8") as out:
-        # appended, not rewritten; a line cut short by a crash is skipped by the reader
-        out.write(json.dumps(record, default=str) + "\n")
+    with db.session.workspace.lock(), open(path, "a+b") as out:
+        # Appended, not rewritten. A line cut short by a crash is skipped by the reader;
+        # start on a fresh line so it does not swallow this one.
+        fresh = out.seek(0, 2) == 0
+        if not fresh:
+            out.seek(-1, 2)
+            fresh = out.read(1) == b"\n"
+        out.write((b"" if fresh else b"\n") + json.dumps(record, default=str).encode("utf-8") + b"\n")
     step = _step(f"{db.component.id}: {result.summary}", record, [("benchmark", result.frame())])
     return step, result
 

@@ -195,3 +195,16 @@ def test_migrations_take_a_pre_migration_backup_when_configured(project: Path, t
     # already at head: nothing to protect, no second backup
     run("migrate", "up", "--id", "orders_db")
     assert len(json.loads(run("backup", "list", "--json").stdout)["backups"]) == 1
+
+
+def test_a_benchmark_line_cut_short_does_not_swallow_the_next(project: Path, tmp_path: Path):
+    run = Runner(project, None)
+    migrated(run, tmp_path)
+    run("seed", "--rows", "300")
+    (tmp_path / "q.sql").write_text(ORDER_LIST)
+    run("query", "order_list", "--file", str(tmp_path / "q.sql"))
+    log = component(run) / "benchmarks.jsonl"
+    log.write_bytes(b'{"kind": "index-benchmark", "name": "cut sho')  # a crash mid-append
+    run("bench", "order_list", "--repeat", "3", "--warmup", "0")
+    lines = log.read_bytes().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["name"] == "order_list"

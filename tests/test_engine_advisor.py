@@ -17,7 +17,7 @@ from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
 from conductor_magics.engine.sample import seed
 from conductor_magics.engine.workload import Query, parameters, sample_parameters
-from conductor_magics.errors import ConductorError, DatabaseError
+from conductor_magics.errors import ConductorError
 
 DDL = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL UNIQUE, "
@@ -258,9 +258,16 @@ def test_partial_index_is_no_reason_to_skip_a_candidate(sqlite_engine):
     assert report.queries[0].params == {"c": 7, "s": "paid"}
 
 
-def test_broken_workload_query_is_named(sqlite_engine):
-    with pytest.raises(DatabaseError, match="workload query bad failed: .*no_such_column"):
-        advise(sqlite_engine, [Query("bad", "SELECT no_such_column FROM orders WHERE id = 1")])
+def test_a_query_that_does_not_run_is_skipped_and_named(sqlite_engine):
+    # e.g. a spec query that needs a column the schema does not have yet
+    bad = Query("bad", "SELECT no_such_column FROM orders WHERE id = 1")
+    report = advise(sqlite_engine, [bad, Query("by_status", BY_STATUS)])
+    assert list(report.skipped) == ["bad"] and "no_such_column" in report.skipped["bad"]
+    assert "skipped" in report.summary and "bad" in report.to_text()
+    assert [q.query for q in report.queries] == ["by_status"]
+    assert composite_of(report), report.to_text()
+    with pytest.raises(ConductorError, match="no workload query runs on this database: bad: .*no_such_column"):
+        advise(sqlite_engine, [bad])
 
 
 # --------------------------------------------------------------------------- PostgreSQL

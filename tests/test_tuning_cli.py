@@ -91,6 +91,7 @@ def test_seed_query_bench_advise_apply_and_the_indexing_gate(run: Runner, tmp_pa
     checks = {c["check"]: c["status"] for c in gate["checks"]}
     # the benchmarked candidate is not in the database (yet), and the advisor has work to do
     assert checks == {"benchmarks of the indexes kept show a speed-up": "fail",
+                      "every workload query runs": "pass",
                       "advisor finds nothing left to add": "fail"}, gate["checks"]
 
     # the advisor finds the composite (equality, equality, then the ORDER BY column)
@@ -117,6 +118,7 @@ def test_seed_query_bench_advise_apply_and_the_indexing_gate(run: Runner, tmp_pa
                           "--force").stdout)
     checks = {c["check"]: c["status"] for c in gate["checks"]}
     assert checks == {"benchmarks of the indexes kept show a speed-up": "pass",
+                      "every workload query runs": "pass",
                       "advisor finds nothing left to add": "pass"}, gate["checks"]
     assert_no_password(run)
 
@@ -142,7 +144,9 @@ def test_bad_tuning_input_changes_nothing(run: Runner, tmp_path: Path):
     run("bench", "unknown_query", expect=2)
     run("bench", "--file", str(tmp_path / "bad.sql"), "--index", "DROP TABLE orders", expect=2)
     run("seed", "no_such_table", "--rows", "5", expect=2)
-    run("advise", expect=2)  # no workload.sql, and the example spec's tables are not these
+    run("advise", "--workload", str(tmp_path / "missing.sql"), expect=2)
+    (tmp_path / "none_run.sql").write_text("-- name: nope\nSELECT nope FROM orders;\n")
+    run("advise", "--workload", str(tmp_path / "none_run.sql"), expect=2)
     assert fingerprint(live_engine(run)) == before
     assert not (component(run) / "benchmarks.jsonl").exists()
 
@@ -208,3 +212,14 @@ def test_a_benchmark_line_cut_short_does_not_swallow_the_next(project: Path, tmp
     run("bench", "order_list", "--repeat", "3", "--warmup", "0")
     lines = log.read_bytes().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["name"] == "order_list"
+
+
+def test_advise_over_the_spec_skips_the_queries_this_schema_cannot_run(project: Path, tmp_path: Path):
+    run = Runner(project, None)
+    migrated(run, tmp_path)  # customers and orders only: most spec queries need more tables
+    run("seed", "--rows", "200")
+    advice = json.loads(run("advise", "--json").stdout)  # no workload.sql: the spec's queries
+    assert [q["query"] for q in advice["queries"]] == ["customer_orders_by_status",
+                                                      "unpaid_orders_older_than"]
+    assert "order_with_items" in advice["skipped"] and "payment_by_provider_reference" in advice["skipped"]
+    assert "skipped" in advice["summary"]

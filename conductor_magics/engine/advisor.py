@@ -58,6 +58,7 @@ import pandas as pd
 from sqlalchemy import Column, Connection, Engine, Index, MetaData, Table, inspect, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 from sqlglot import exp
 
@@ -926,6 +927,8 @@ class AdviceReport:
     seconds: float = 0.0
     #: candidates that could not be built (name → the database's reason)
     unbuildable: dict[str, str] = field(default_factory=dict)
+    #: workload queries that do not run on this database (name → why), left out
+    skipped: dict[str, str] = field(default_factory=dict)
 
     exit_code = 0
 
@@ -957,6 +960,9 @@ class AdviceReport:
                      f"{_amount(self.cost_after, self.cost_unit)})")
         if self.unbuildable:
             text_ += f"; {len(self.unbuildable)} candidate(s) could not be built"
+        if self.skipped:
+            text_ += (f"; {len(self.skipped)} workload quer{'y' if len(self.skipped) == 1 else 'ies'} "
+                      f"skipped (does not run here: {', '.join(self.skipped)})")
         return text_
 
     def open_recommendations(self, threshold: float) -> list[Recommendation]:
@@ -981,6 +987,7 @@ class AdviceReport:
                 "cost_before": round(self.cost_before, 6), "cost_after": round(self.cost_after, 6),
                 "gain": round(self.gain, 6), "candidates_considered": self.candidates_considered,
                 "seconds": round(self.seconds, 3), "unbuildable": dict(self.unbuildable),
+                "skipped": dict(self.skipped),
                 "recommendations": [r.to_json() for r in self.recommendations],
                 "queries": [q.to_json() for q in self.queries],
                 "existing": [i.to_json() for i in self.existing]}
@@ -997,6 +1004,8 @@ class AdviceReport:
                          f"{_amount(q.cost_after, self.cost_unit)}{scans}")
         for name, reason in self.unbuildable.items():
             lines.append(f"  could not try {name}: {reason}")
+        for name, reason in self.skipped.items():
+            lines.append(f"  skipped {name}: {reason}")
         return "\n".join(lines)
 
 
@@ -1216,8 +1225,16 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         schema = _Schema.from_inspector(inspect(conn))
     bound: list[_Bound] = []
     pool: dict[tuple, Candidate] = {}
+    skipped: dict[str, str] = {}
     for query in queries:
-        sql, params = _bind(engine, query, seed)
+        try:
+            sql, params = _bind(engine, query, seed)
+            _explain_once(engine, sql, params)
+        except ConductorError as exc:
+            # A workload query that does not run here (a column the schema does not have yet,
+            # a parameter that cannot be drawn) is reported, and the rest are still advised on.
+            skipped[query.name] = exc.message
+            continue
         shape = _shape(sql, dialect, schema)
         bound.append(_Bound(query.name, sql, params, shape))
         for candidate in _candidates_of(shape, schema, dialect, (query.name,)):
@@ -1227,6 +1244,11 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
             else:
                 pool[candidate.key] = replace(known, origin=known.origin + (query.name,),
                                               rank=min(known.rank, candidate.rank))
+    if not bound:
+        raise ConductorError(
+            "no workload query runs on this database: "
+            + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()),
+            hint="fix the queries (or the schema they expect) and advise again")
     existing = schema.existing()
     present = [(i.table, i.columns) for i in existing if i.kind != PARTIAL]
     candidates_ = [c for c in pool.values() if not _redundant(c, present)]
@@ -1257,7 +1279,21 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
                 before.full_scans, after.full_scans))
         method, unit, unbuildable = evaluator.method, evaluator.cost_unit, dict(evaluator.unbuildable)
     return AdviceReport(recommendations, rows, method, dialect, unit, existing, min_gain,
-                        len(candidates_), time.perf_counter() - started, unbuildable)
+                        len(candidates_), time.perf_counter() - started, unbuildable, skipped)
+
+
+def _explain_once(engine: Engine, sql: str, params: dict[str, Any]) -> None:
+    """Plan the bound query once in a rolled-back transaction; ConductorError naming the
+    database's reason when it does not run (the live database is not changed)."""
+    explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn, conn.begin() as txn:
+        try:
+            conn.execute(text(explain + sql), params).fetchall()
+        except DBAPIError as exc:
+            reason = first_line(scrub(str(exc.orig or exc), engine.url))
+            raise ConductorError(f"does not run: {reason}") from None
+        finally:
+            txn.rollback()
 
 
 def _recommendation(marginal: _Marginal, unit: str, dialect: str, taken: set[str]) -> Recommendation:

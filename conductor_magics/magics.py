@@ -129,9 +129,9 @@ class ConductorMagics(Magics):
                 _markdown("*missing:* " + ", ".join(result.missing))
         elif hasattr(getattr(result, "value", None), "styled"):
             # A benchmark: the summary, the styled per-arm table, the distribution plot.
-            display({"text/html": f"<p>{html_escape(result.summary)}</p>",
+            styled = result.value.styled().to_html()
+            display({"text/html": f"<p>{html_escape(result.summary)}</p>{styled}",
                      "text/plain": result.to_text()}, raw=True)
-            display(result.value.styled())
             for figure in result.figures:
                 _figure(figure)
         else:
@@ -163,13 +163,14 @@ class ConductorMagics(Magics):
 
 def _figure(figure) -> None:
     """A matplotlib Figure as a PNG, whatever backend the kernel has (none is needed)."""
+    import base64
     import io
-
-    from IPython.display import Image
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    display(Image(data=buffer.getvalue(), format="png"))
+    title = figure.axes[0].get_title() if figure.axes else ""
+    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+             "text/plain": f"[plot: {title or 'per-arm distribution'}]"}, raw=True)
 
 
 def _markdown(text: str) -> None:

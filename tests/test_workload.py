@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conductor_magics.engine.workload import Query, format_workload, parse_workload, upsert
 from conductor_magics.errors import ConductorError
@@ -109,3 +111,26 @@ def test_pre_migration_backup_preference(line, expected):
     prefs = parse_workflow(f"# Workflow\n\n- **Migrations:** versioned (Alembic)\n{line}\n")
     assert prefs.pre_migration_backup == expected
     assert prefs.migrations == "versioned"
+
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+statements = st.lists(
+    st.text(alphabet=st.sampled_from(list("abcxyz 019=:'()*,<>_\n")), min_size=1, max_size=40)
+    .map(lambda body: "SELECT " + body.strip().replace(";", "")).filter(lambda s: s.strip() != "SELECT"),
+    min_size=1, max_size=5)
+
+
+@given(st.lists(names, min_size=1, max_size=6, unique=True), statements)
+def test_format_then_parse_gives_the_queries_back(query_names, sqls):
+    queries = [Query(n, sqls[i % len(sqls)].strip()) for i, n in enumerate(query_names)]
+    parsed = parse_workload(format_workload(queries))
+    assert [(q.name, q.sql) for q in parsed] == [(q.name, q.sql.rstrip(";").strip()) for q in queries]
+
+
+@given(st.lists(names, min_size=1, max_size=6, unique=True), names)
+def test_upsert_replaces_by_name_and_keeps_the_order(query_names, new_name):
+    text = format_workload([Query(n, f"SELECT {i}") for i, n in enumerate(query_names)])
+    after = parse_workload(upsert(text, Query(new_name, "SELECT 'new'")))
+    expected = list(query_names) if new_name in query_names else [*query_names, new_name]
+    assert [q.name for q in after] == expected
+    assert next(q for q in after if q.name == new_name).sql == "SELECT 'new'"

@@ -287,14 +287,14 @@ class LiveDatabase:
             if not name:
                 raise ConductorError("a query cell needs a name", hint="%%conductor query NAME")
             return record_query(self, name, body)
+        if name:
+            from .tuning import find_query
+
+            find_query(self, name, source)  # an unknown name raises, listing the known ones
         result = list_workload(self, source)
         if name:
             frame = result.frames[0][1]
             result.frames = [("workload", frame[frame["query"] == name])]
-            if result.frames[0][1].empty:
-                from .tuning import find_query
-
-                find_query(self, name, source)  # raises, listing the known names
         return result
 
     def bench(self, body: str | None, name: str | None, indexes: list[str], **options: Any) -> StepResult:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .engine.connection import has_transactional_ddl
 from .errors import ConductorError
+from .live_database import StepResult
 from .workspace.files import ensure_gitignore
 from .workspace.workflow import ALWAYS, NEVER
 
@@ -37,8 +38,6 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
 
 
 def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:
-    from .live_database import StepResult
-
     if frames is None:
         frame = report.frame() if hasattr(report, "frame") else None
         frames = [("checks", frame)] if frame is not None else []
@@ -60,8 +59,6 @@ def backup(db: LiveDatabase, action: str = "create", ref: str | None = None, *,
         case "verify":
             return _result(db, store.verify(ref, progress=db.progress))
         case "list":
-            from .live_database import StepResult
-
             frame = store.list()
             return StepResult(f"{db.component.id}: {len(frame)} backup(s) in {store.folder}",
                               {"folder": str(store.folder)}, [("backups", frame)])

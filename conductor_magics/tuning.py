@@ -16,22 +16,17 @@ import pandas as pd
 
 from .engine.workload import Query, check_name, parse_workload, upsert
 from .errors import ConductorError, DatabaseError
+from .live_database import StepResult
 from .workspace.files import atomic_write_bytes
 from .workspace.spec import query_patterns
 
 if TYPE_CHECKING:
-    from .live_database import LiveDatabase, StepResult
+    from .live_database import LiveDatabase
 
 WORKLOAD_FILE = "workload.sql"
 BENCHMARKS_FILE = "benchmarks.jsonl"
 #: workload sources besides a file path
 WORKLOAD_SOURCES = ("auto", "workload", "spec")
-
-
-def _step(*args, **kwargs) -> StepResult:
-    from .live_database import StepResult
-
-    return StepResult(*args, **kwargs)
 
 
 # -- workload --------------------------------------------------------------------------
@@ -143,7 +138,7 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
         atomic_write_bytes(path, upsert(text, Query(name, sql)).encode("utf-8"))
     params = ", ".join(f":{k}={v!r}" for k, v in query.params.items())
     rows = "" if frame is None else f"{len(frame)} row(s), "
-    return _step(f"{db.component.id}: query {name} recorded in {path.name} ({rows}{seconds * 1000:.1f} ms"
+    return StepResult(f"{db.component.id}: query {name} recorded in {path.name} ({rows}{seconds * 1000:.1f} ms"
                  + (f" with {params}" if params else "") + ")",
                  {"query": name, "sql": sql, "params": query.params, "file": str(path),
                   "seconds": round(seconds, 6)},
@@ -175,7 +170,7 @@ def list_workload(db: LiveDatabase, source: str | None = None) -> StepResult:
     queries = workload(db, source)
     frame = pd.DataFrame([{"query": q.name, "source": q.source, "sql": " ".join(q.sql.split())}
                           for q in queries], columns=["query", "source", "sql"])
-    return _step(f"{db.component.id}: {len(queries)} workload quer{'y' if len(queries) == 1 else 'ies'}",
+    return StepResult(f"{db.component.id}: {len(queries)} workload quer{'y' if len(queries) == 1 else 'ies'}",
                  {"queries": [q.to_json() for q in queries]}, [("workload", frame)])
 
 
@@ -190,7 +185,7 @@ def seed(db: LiveDatabase, table: str | None, rows: int, seed_value: int = 0,
         raise ConductorError(f"--rows must be at least 1, got {rows}")
     report = seed_report(db.engine, rows, [table] if table else None, seed_value, skew=skew,
                          progress=db.progress)
-    return _step(f"{db.component.id}: {report.summary}", report.to_json(), [("seeded", report.frame())])
+    return StepResult(f"{db.component.id}: {report.summary}", report.to_json(), [("seeded", report.frame())])
 
 
 # -- benchmarks ------------------------------------------------------------------------
@@ -228,7 +223,7 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
             out.seek(-1, 2)
             fresh = out.read(1) == b"\n"
         out.write((b"" if fresh else b"\n") + json.dumps(record, default=str).encode("utf-8") + b"\n")
-    step = _step(f"{db.component.id}: {result.summary}", record, [("benchmark", result.frame())])
+    step = StepResult(f"{db.component.id}: {result.summary}", record, [("benchmark", result.frame())])
     return step, result
 
 
@@ -256,7 +251,7 @@ def advise(db: LiveDatabase, source: str | None = None, *, apply: bool = False,
         summary += "; " + apply_recommendations(db, report.recommendations, data)
     elif apply:
         summary += "; nothing to apply"
-    return _step(summary, data, frames), report
+    return StepResult(summary, data, frames), report
 
 
 def apply_recommendations(db: LiveDatabase, recommendations: list, data: dict) -> str:

@@ -1,6 +1,6 @@
 """DDL shared by the engine tests: a v1 schema and a v2 that adds a column, an index and a CHECK."""
 
-V1 = """
+CUSTOMERS = """
 CREATE TABLE customers (
   id INTEGER NOT NULL,
   email VARCHAR(254) NOT NULL,
@@ -8,7 +8,9 @@ CREATE TABLE customers (
   CONSTRAINT pk_customers PRIMARY KEY (id),
   CONSTRAINT uq_customers_email UNIQUE (email)
 );
-CREATE TABLE orders (
+"""
+
+V1 = CUSTOMERS + """CREATE TABLE orders (
   id INTEGER NOT NULL,
   customer_id INTEGER NOT NULL,
   status VARCHAR(20) NOT NULL,

@@ -8,18 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sample_ddl import CUSTOMERS
 from test_engine_cli import Runner, live_engine
 
 from conductor_magics.engine.fingerprint import fingerprint
 
-SCHEMA = """
-CREATE TABLE customers (
-  id INTEGER NOT NULL,
-  email VARCHAR(254) NOT NULL,
-  CONSTRAINT pk_customers PRIMARY KEY (id),
-  CONSTRAINT uq_customers_email UNIQUE (email)
-);
-CREATE TABLE orders (
+# customers, and orders with a created_at to sort on and no secondary index
+SCHEMA = CUSTOMERS + """CREATE TABLE orders (
   id INTEGER NOT NULL,
   customer_id INTEGER NOT NULL,
   status VARCHAR(20) NOT NULL,

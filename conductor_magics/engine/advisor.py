@@ -380,17 +380,12 @@ def _classify(condition: exp.Expression, owner: Callable, by_alias: dict[str, _T
                 by_alias[alias].equality.append(_column_name(column))
                 return
         return
-    if isinstance(condition, exp.In | exp.Is):
+    if isinstance(condition, exp.In | exp.Is | exp.Between):
         column = _plain_column(condition.this)
         alias = owner(column)
         if alias:
-            by_alias[alias].equality.append(_column_name(column))
-        return
-    if isinstance(condition, exp.Between):
-        column = _plain_column(condition.this)
-        alias = owner(column)
-        if alias:
-            by_alias[alias].ranges.append(_column_name(column))
+            kind = by_alias[alias].ranges if isinstance(condition, exp.Between) else by_alias[alias].equality
+            kind.append(_column_name(column))
         return
     if isinstance(condition, exp.Like):
         column = _plain_column(condition.this)

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .fsio import is_tool_temp
 from .workspace.workflow import NO_COMMITS, PER_PHASE, PER_TASK, WorkflowPreferences
 
 GIT_TIMEOUT_S = 120.0
@@ -80,7 +81,6 @@ MIGRATIONS_FOLDER = "migrations"
 #: the embedded database and its journals (never committed, ignored or not)
 _EMBEDDED_RE = re.compile(r"^dev\.sqlite")
 #: a writer's temporary file (workspace/files.py atomic_write_bytes)
-_TEMP_RE = re.compile(r"^\..+\.\d+\.[A-Za-z0-9_]+\.tmp$")
 _TASK_PREFIX_RE = re.compile(r"^task\s*:\s*", re.IGNORECASE)
 _PHASE_PREFIX_RE = re.compile(r"^(phase|stage|milestone|step)\s*[0-9.]*\s*[:.\-–—]\s*", re.IGNORECASE)
 
@@ -382,7 +382,7 @@ def _user_pathspec(repo: Repository, project_root: Path, raw: str) -> str | None
 
 def _allowed(path: str) -> bool:
     name = PurePosixPath(path).name
-    return not (_EMBEDDED_RE.match(name) or _TEMP_RE.match(name))
+    return not (_EMBEDDED_RE.match(name) or is_tool_temp(name))
 
 
 def _is_migration(path: str, component: str) -> bool:

@@ -474,16 +474,16 @@ def test_ignored_files_and_the_embedded_database_are_never_staged(project: Path)
     (comp / "debug.log").write_text("ignored\n")
     (comp / "dev.sqlite").write_bytes(b"SQLite format 3\x00 not ignored on purpose")
     (comp / "dev.sqlite-wal").write_bytes(b"wal")
-    (comp / ".plan.md.99999999.abc123.tmp").write_text("a killed writer's temp file")
+    (comp / ".plan.md.conductor-tmp-99999999-abc12345").write_text("a killed writer's temp file")
     result = session(project).task("done", "1.1.1", "orders_db")
     committed = files_of(repo, result.commit.sha)
     assert f"{ORDERS}/.gitignore" in committed and f"{ORDERS}/plan.md" in committed
-    assert not {f for f in committed if f.endswith((".log", ".tmp")) or "dev.sqlite" in f}
+    assert not {f for f in committed if f.endswith(".log") or "conductor-tmp" in f or "dev.sqlite" in f}
     tracked = git(repo, "ls-files").splitlines()
     assert not [f for f in tracked if "dev.sqlite" in f or f.endswith(".log")]
     assert git(repo, "diff", "--cached", "--name-only") == ""
     assert sorted(status(repo)) == sorted([
-        f" M {ORDERS}/plan.md", f"?? {ORDERS}/.plan.md.99999999.abc123.tmp", f"?? {ORDERS}/dev.sqlite",
+        f" M {ORDERS}/plan.md", f"?? {ORDERS}/.plan.md.conductor-tmp-99999999-abc12345", f"?? {ORDERS}/dev.sqlite",
         f"?? {ORDERS}/dev.sqlite-wal"])
     # The embedded database staged by hand is not the tool's to commit either.
     git(repo, "add", "-f", f"{ORDERS}/dev.sqlite")

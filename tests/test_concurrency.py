@@ -70,7 +70,7 @@ def check_workspace(project: Path, original_plan: bytes) -> None:
     assert tracks.problems == []
     assert [(r.id, r.status) for r in tracks.rows] == [("orders_db", "In Progress"),
                                                        ("customer_events", "Planning")]
-    assert list(ws.rglob("*.tmp")) == []
+    assert list(ws.rglob(".*.conductor-tmp-*")) == []
     lint = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
                           text=True, env=_env(), timeout=60, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr

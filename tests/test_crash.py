@@ -82,7 +82,7 @@ def _env() -> dict[str, str]:
 
 
 def tmp_files(ws: Path) -> list[Path]:
-    return sorted(p for p in ws.rglob("*") if p.name.endswith(".tmp"))
+    return sorted(p for p in ws.rglob("*") if ".conductor-tmp-" in p.name)
 
 
 class Checker:
@@ -180,8 +180,10 @@ def test_sigkill_never_leaves_half_a_file(tmp_path: Path) -> None:
     stale = tmp_files(ws)
     assert stale, "a writer killed mid-write left no temp file"
     for path in stale:
-        assert re.fullmatch(r"\.(plan\.md|metadata\.json|tracks\.md)\.(\d+)\.\w+\.tmp", path.name), path
-        assert int(path.name.split(".")[-3]) in dead_pids, path
+        match = re.fullmatch(r"\.(plan\.md|metadata\.json|tracks\.md)\.conductor-tmp-(\d+)-[0-9a-f]{8}",
+                             path.name)
+        assert match, path
+        assert int(match[2]) in dead_pids, path
 
     lint = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
                           text=True, env=_env(), timeout=60, check=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,72 +18,12 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import ConductorError
+from ..fsio import FileChanged, FileIdentity, atomic_write_bytes, fsync_dir, stale_temp_files
 
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+__all__ = ["FileChanged", "FileIdentity", "atomic_write_bytes", "ensure_gitignore", "fsync_dir",
+           "lock_path_for", "stale_temp_files", "workspace_lock"]
 
 LOCK_TIMEOUT_S = 30.0
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically, keeping its permission bits."""
-    path = Path(path)
-    folder = path.parent
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def stale_temp_files(folder: Path) -> list[Path]:
-    """Temporary files left by writers that were killed (their process is gone)."""
-    found = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return found
-    for entry in entries:
-        match = _TMP_RE.match(entry.name)
-        if match and not _pid_alive(int(match["pid"])):
-            found.append(entry)
-    return found
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lock_path_for(workspace_dir: Path) -> Path:

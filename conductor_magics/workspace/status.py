@@ -13,6 +13,14 @@ REVERTED = "Reverted"
 
 STATUSES = (PLANNING, IN_PROGRESS, COMPLETED, BLOCKED, CANCELLED, REVERTED)
 
+#: Checkbox marks some tools write for a status (tracks.md list items, and Status cells like
+#: ``| [x] | infra-setup_20260216 | … |``). Reverted has no mark.
+MARK_STATUS = {" ": PLANNING, "~": IN_PROGRESS, "x": COMPLETED, "X": COMPLETED,
+               "!": BLOCKED, "-": CANCELLED}
+STATUS_MARK = {PLANNING: " ", IN_PROGRESS: "~", COMPLETED: "x", BLOCKED: "!", CANCELLED: "-"}
+# A cell that is nothing but a checkbox (after emphasis and code ticks are removed).
+_CHECKBOX_CELL_RE = re.compile(r"^\[([ xX~!-])\]$")
+
 _ALIASES = {
     "planning": PLANNING, "planned": PLANNING, "new": PLANNING, "pending": PLANNING,
     "todo": PLANNING, "not started": PLANNING,
@@ -65,6 +73,12 @@ def parse_status(text: str | None) -> str | None:
     if match:
         return _ALIASES.get(_norm(match.group(1)))
     return None
+
+
+def parse_checkbox(text: str | None) -> str | None:
+    """The status a lone checkbox mark (``[x]``, ``[ ]``, ``[~]``, ``[!]``, ``[-]``) means."""
+    match = _CHECKBOX_CELL_RE.match(text or "")
+    return MARK_STATUS[match.group(1)] if match else None
 
 
 def find_status_word(text: str) -> tuple[int, int] | None:

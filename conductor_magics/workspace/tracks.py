@@ -3,7 +3,10 @@
 Two forms are read: the storage-conductor table (columns matched by header
 name, not position; blank placeholder rows ignored) and the list form
 (``- [~] **Track: title**`` followed by a ``Link:`` line naming the folder).
-Updates edit the status word and the Updated Date cell in place.
+A table's Status cell holds a status word or a checkbox mark (``[x]``, ``[ ]``,
+``[~]``, ``[!]``, ``[-]``), as other conductor tools write it.
+Updates edit the status word (or the mark's one character) and the Updated
+Date cell in place.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ from .files import atomic_write_bytes
 from .plan import decode_markdown
 from .problems import Problem
 from .status import (
-    BLOCKED,
-    CANCELLED,
-    COMPLETED,
-    IN_PROGRESS,
-    PLANNING,
+    MARK_STATUS,
+    STATUS_MARK,
     find_status_word,
+    parse_checkbox,
     parse_status,
     styled,
 )
@@ -43,11 +44,8 @@ _SEPARATOR_RE = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
 _LIST_ITEM_RE = re.compile(r"^(\s*(?:[-*+]|\d{1,9}[.)]|#{1,6})\s+\[)([ xX~!-])(\]\s+)(.*)$")
 _LINK_RE = re.compile(r"(?:storages|tracks)/([^/\s)\]>]+)")
 _PLACEHOLDER = {"", "-", "...", "…", "tbd", "—"}
-
-_MARK_STATUS = {" ": PLANNING, "~": IN_PROGRESS, "x": COMPLETED, "X": COMPLETED,
-                "!": BLOCKED, "-": CANCELLED}
-_STATUS_MARK = {PLANNING: " ", IN_PROGRESS: "~", COMPLETED: "x", BLOCKED: "!",
-                CANCELLED: "-"}
+# A checkbox mark inside a Status cell (``[x]``, ``**[~]**``, ``` `[ ]` ```).
+_CELL_MARK_RE = re.compile(r"\[([ xX~!-])\]")
 
 
 @dataclass
@@ -71,7 +69,7 @@ class TrackRow:
     def status(self) -> str | None:
         if self.form == "list":
             return self.status_text
-        return parse_status(self.status_text)
+        return parse_checkbox(_plain(self.status_text or "")) or parse_status(self.status_text)
 
     def value(self, column: str) -> str | None:
         cell = self.cells.get(column)
@@ -225,7 +223,8 @@ def parse_tracks(data: bytes, path: Path) -> Tracks:
 
 def _table_row(line: str, lineno: int, columns: dict[str, int]) -> TrackRow | None:
     cells = split_cells(line)
-    if all(_plain(c.text).lower() in _PLACEHOLDER for c in cells):
+    # A template's blank row may still carry an unticked box in its Status cell.
+    if all(_plain(c.text).lower() in _PLACEHOLDER or parse_checkbox(_plain(c.text)) for c in cells):
         return None
     by_name = {name: cells[idx] for name, idx in columns.items() if idx < len(cells)}
     id_cell = by_name.get("id")
@@ -252,7 +251,7 @@ def _list_row(lines: list[str], i: int, match: re.Match, hidden: set[int]) -> Tr
         if link:
             return TrackRow(id=link.group(1), line=i + 1, form="list",
                             mark_col=len(match.group(1)), title=title,
-                            status_text=_MARK_STATUS[match.group(2)])
+                            status_text=MARK_STATUS[match.group(2)])
     return None
 
 
@@ -275,16 +274,10 @@ def edited_tracks_bytes(data: bytes, path: Path, storage_id: str, *, status: str
     edits: list[tuple[int, int, str]] = []
     if status is not None and row.status != status:
         if row.form == "list":
-            mark = _STATUS_MARK.get(status, " ")
+            mark = STATUS_MARK.get(status, " ")
             edits.append((row.mark_col, row.mark_col + 1, mark))
         elif "status" in row.cells:
-            cell = row.cells["status"]
-            span = find_status_word(cell.text)
-            if span:
-                old = cell.text[span[0]:span[1]]
-                edits.append((cell.start + span[0], cell.start + span[1], styled(status, old)))
-            else:
-                edits.append((cell.start, cell.end, status))
+            edits.extend(_status_cell_edits(row.cells["status"], status))
     if updated is not None and "updated" in row.cells:
         cell = row.cells["updated"]
         new = format_like(updated, _plain(cell.text) or None)
@@ -294,6 +287,27 @@ def edited_tracks_bytes(data: bytes, path: Path, storage_id: str, *, status: str
         line = line[:start] + new + line[end:]
     lines[row.line - 1] = line
     return bom + "".join(lines).encode("utf-8")
+
+
+def _status_cell_edits(cell: Cell, status: str) -> list[tuple[int, int, str]]:
+    """Edits that make a table's Status cell say ``status`` in the form it already has: a
+    checkbox mark changes its one character, a word is rewritten in its style."""
+    edits: list[tuple[int, int, str]] = []
+    span = find_status_word(cell.text)
+    mark = _CELL_MARK_RE.search(cell.text)
+    if mark and (span is None or mark.end() <= span[0]):
+        new_mark = STATUS_MARK.get(status)
+        if new_mark is not None:
+            edits.append((cell.start + mark.start(1), cell.start + mark.end(1), new_mark))
+        elif span is None:
+            # No mark means Reverted: write the word, so the row reads back as Reverted.
+            edits.append((cell.start + mark.start(), cell.start + mark.end(), status))
+    if span:
+        old = cell.text[span[0]:span[1]]
+        edits.append((cell.start + span[0], cell.start + span[1], styled(status, old)))
+    elif not edits:
+        edits.append((cell.start, cell.end, status))
+    return edits
 
 
 def update_track(path: Path, storage_id: str, *, status: str | None = None,

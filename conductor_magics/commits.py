@@ -536,7 +536,7 @@ def verification_note(storage_id: str, record: dict[str, Any], tasks: list[dict[
     """The git note of a checkpoint: the verdict record and the phase's checks, as JSON."""
     report = {
         "storage_id": storage_id,
-        "phase": {"number": record.get("phase"), "title": record.get("phase_title"),
+        "phase": {"number": record.get("phase_number", record.get("phase")), "title": record.get("phase_title"),
                   "kind": record.get("phase_kind")},
         "verdict": record,
         "checks": record.get("checks", []),

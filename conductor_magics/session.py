@@ -57,7 +57,7 @@ from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
 from .workspace.test_runs import FILE_NAME as TEST_RUNS_FILE
 from .workspace.test_runs import GREEN, append_run, read_runs
 from .workspace.timestamps import now
-from .workspace.verification import append_record, read_log
+from .workspace.verification import append_record, phase_fields, read_log
 from .workspace.workflow import SCHEMA_FIRST, parse_workflow
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ class Session:
         task = plan.next_task()
         pending = next((s for s in states if s.phase.finished and not s.verified), None)
         if task is not None:
-            state = states[task.phase_number - 1]
+            state = states[task.phase_index]
             if state.locked and pending is not None:
                 return NextResult(component, "verify", pending.phase, None, pending.lock_reason
                                   or f"verify phase {pending.phase.number} first")
@@ -313,7 +313,7 @@ class Session:
                               f"phase {pending.phase.number} is finished and waits for verification")
         if any(t.state == "blocked" for t in plan.items()):
             blocked = next(t for t in plan.items() if t.state == "blocked")
-            return NextResult(component, "blocked", plan.phase(blocked.phase_number), blocked,
+            return NextResult(component, "blocked", plan.phases[blocked.phase_index], blocked,
                               f"task {blocked.number} is blocked")
         return NextResult(component, "complete", None, None, "every phase is verified")
 
@@ -360,7 +360,7 @@ class Session:
             plan = component.read_plan()
             task = plan.find(ref)
             states = self.phase_states(component, plan)
-            state = states[task.phase_number - 1] if task.phase_number else None
+            state = states[task.phase_index] if task.phase_index is not None else None
             forced = False
             override_reason = None
             if target != "todo" and state is not None and state.locked:
@@ -393,7 +393,7 @@ class Session:
             if changed:
                 if forced:
                     append_record(component.verification_path, {
-                        "kind": "override", "phase": state.phase.number, "phase_title": state.phase.title,
+                        "kind": "override", **phase_fields(state.phase),
                         "task": new_task.number, "task_name": new_task.name, "action": action,
                         "reason": reason or override_reason, "gate": override_reason, "by": self.user,
                         "at": self.clock().isoformat(timespec="seconds"),
@@ -406,7 +406,7 @@ class Session:
                 if commit.committed:
                     new_plan, new_task = self._record_task_sha(component, new_plan, new_task, commit)
         new_states = self.phase_states(component, new_plan)
-        phase_state = new_states[new_task.phase_number - 1] if new_task.phase_number else None
+        phase_state = new_states[new_task.phase_index] if new_task.phase_index is not None else None
         return TaskResult(component=component, task=new_task, before=before, after=new_task.state,
                           changed=changed, forced=forced, phase=phase_state,
                           status_before=previous_status,
@@ -417,7 +417,7 @@ class Session:
     def _commit_task(self, component: Component, plan: Plan, task: Task) -> CommitResult:
         """Per-task commits (workflow.md): commit the ticked task's work. Never raises for a
         git problem; the result says what happened. The caller holds the lock."""
-        kind = plan.phase(task.phase_number).kind if task.phase_number else None
+        kind = plan.phases[task.phase_index].kind if task.phase_index is not None else None
         try:
             return commit_task(self.workspace.dir, component.id, task.name, prefs=self.preferences(),
                                phase_kind=kind, project_root=self.workspace.root)
@@ -484,8 +484,7 @@ class Session:
             pending = next((s for s in states if s.phase.finished and not s.verified), None)
             current = pending or next((s for s in states if not s.verified), states[-1])
         else:
-            plan.phase(phase)  # raises a clear error for a bad number
-            current = states[phase - 1]
+            current = states[plan.phase(phase).index]  # a clear error for a bad number
         results = (self.database(component.id, url, engine).run_checks(current.phase.kind)
                    if run_checks else None)
         if note is None:
@@ -507,7 +506,7 @@ class Session:
                              path=component.plan_path, line=current.phase.line,
                              hint="finish or skip them, or pass --force to verify anyway")
         record = {
-            "kind": "verification", "phase": current.phase.number, "phase_title": current.phase.title,
+            "kind": "verification", **phase_fields(current.phase),
             "phase_kind": current.phase.kind, "verdict": "verified", "note": note.strip(),
             "by": by or self.user, "at": self.clock().isoformat(timespec="seconds"),
             "checks": [r.to_json() for r in results or []], "waivers": waivers,
@@ -517,7 +516,7 @@ class Session:
         with self.workspace.lock():
             # Another kernel may have confirmed this phase since it was read above.
             if read_log(component.verification_path).verdict_for(current.phase, plan) is not None:
-                state = self.phase_states(component, plan)[current.phase.number - 1]
+                state = self.phase_states(component, plan)[current.phase.index]
                 return VerifyResult(component, state, recorded=None, already=True)
             status_edits = self.workspace.status_edits(component, None, self.clock())
             append_record(component.verification_path, record)
@@ -531,7 +530,7 @@ class Session:
             plan = write_plan_edit(component.plan_path,
                                    lambda data, phase: annotate_phase_bytes(data, phase, annotation),
                                    phase_number=current.phase.number)
-        new_state = self.phase_states(component, plan)[current.phase.number - 1]
+        new_state = self.phase_states(component, plan)[current.phase.index]
         return VerifyResult(component, new_state, recorded=record, checks=results, waivers=waivers,
                             commit=commit)
 

@@ -28,6 +28,10 @@ MARKS = {" ": "todo", "x": "done", "X": "done", "~": "in_progress", "-": "skippe
 STATE_MARK = {"todo": " ", "done": "x", "in_progress": "~", "skipped": "-", "blocked": "!"}
 
 _PHASE_RE = re.compile(r"^(phase|stage|milestone|step)\b", re.IGNORECASE)
+# The whole number a phase heading gives itself (``Phase 0: Setup``, ``Stage 3 — Core``);
+# ``Phase 1.5`` and ``Phase 2a`` give none.
+_PHASE_NUMBER_RE = re.compile(r"^(?:phase|stage|milestone|step)\s*#?\s*(\d{1,6})(?!\w|\.\d)",
+                              re.IGNORECASE)
 # Headings that end a phase even when they are nested below it.
 _CLOSING_RE = re.compile(
     r"^(acceptance criteria|acceptance|checklist|definition of done|success criteria|"
@@ -44,6 +48,10 @@ _VERIFIED_RE = re.compile(r"\s*\[verified:\s*[^\]]*\]", re.IGNORECASE)
 _SHA_RE = re.compile(
     r"\s*(?:\(|\[)?\b((?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40})\b(?:\)|\])?\s*$"
 )
+_SHA_TOKEN_RE = re.compile(r"\b((?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40})\b")
+# A trailing parenthesis (no nested ones), a commit note when it holds a SHA:
+# ``… 01b3180 (original commit, refactored in e9d5635)``.
+_TRAILING_PAREN_RE = re.compile(r"\s*\(([^()]*)\)\s*$")
 _LEADING_SYMBOLS_RE = re.compile(r"^[^\w(\[]+", re.UNICODE)
 _NUMBER_REF_RE = re.compile(r"^\d+(?:\.\d+)+$")
 _NEWLINE_RE = re.compile(rb"\r\n|\r|\n")
@@ -94,12 +102,15 @@ class Task:
     line: int
     mark_offset: int
     depth: int
+    #: the number of the task's phase as messages show it (see :attr:`Phase.number`)
     phase_number: int
     key: TaskKey
     #: the last line of the task's text (a long task may wrap onto following lines)
     last_line: int = 0
     sha: str | None = None
     children: list[Task] = field(default_factory=list)
+    #: position of the task's phase in ``Plan.phases`` (from 0); None outside any phase
+    phase_index: int | None = None
 
     @property
     def state(self) -> str:
@@ -129,6 +140,9 @@ class Task:
 
 @dataclass
 class Phase:
+    #: the number tasks, messages and ``--phase`` use: the heading's own number when every
+    #: phase heading has one and they increase (``Phase 0``, ``Phase 1``…), else the position
+    #: from 1 in file order
     number: int
     title: str
     level: int
@@ -136,6 +150,10 @@ class Phase:
     checkpoint: str | None
     tasks: list[Task] = field(default_factory=list)
     implicit: bool = False
+    #: position in ``Plan.phases`` (from 0), whatever the numbering
+    index: int = 0
+    #: the number written in the heading (``Phase 0: Setup`` → 0), if any
+    heading_number: int | None = None
 
     @property
     def kind(self) -> str:
@@ -144,7 +162,7 @@ class Phase:
     @property
     def label(self) -> str:
         """How messages name the phase: ``Phase 3: Core`` as it is, else ``phase 3 'Core'``."""
-        if _PHASE_RE.match(self.title) and str(self.number) in self.title.split(":")[0]:
+        if self.heading_number == self.number:
             return self.title
         return f"phase {self.number} '{self.title}'"
 
@@ -189,6 +207,8 @@ class Plan:
     #: checkbox items outside any phase (before the first phase or after a closing heading)
     loose_tasks: list[Task]
     data: bytes
+    #: phases are numbered by their headings' own numbers (else by position from 1)
+    numbered_by_heading: bool = False
 
     def items(self) -> Iterator[Task]:
         for phase in self.phases:
@@ -205,9 +225,11 @@ class Plan:
         for phase in self.phases:
             if phase.number == number:
                 return phase
+        numbers = ", ".join(str(p.number) for p in self.phases[:12])
         raise TaskNotFound(
-            f"plan has no phase {number} (it has {len(self.phases)})", path=self.path,
-            hint="phases are numbered from 1 in file order",
+            f"plan has no phase {number} (it has {len(self.phases)}: {numbers})", path=self.path,
+            hint=("phases are numbered as their headings number them" if self.numbered_by_heading
+                  else "phases are numbered from 1 in file order"),
         )
 
     def next_task(self) -> Task | None:
@@ -291,12 +313,35 @@ def clean_name(text: str) -> tuple[str, str | None, str | None]:
         text = (text[: match.start()] + text[match.end():]).strip()
     text = _VERIFIED_RE.sub("", text).strip()
     sha = None
+    note = _sha_note(text)
     match = _SHA_RE.search(text)
-    if match and match.start() > 0:
+    if note is None and match and match.start() > 0:
         sha = match.group(1)
         text = text[: match.start()].rstrip()
+        note = _sha_note(text)  # ``… (refactored in e9d5635) (abc1234)``: a SHA after a note
+    if note is not None:
+        text, noted = note
+        match = _SHA_RE.search(text)
+        if match and match.start() > 0:  # the SHA the note comments on
+            noted = match.group(1)
+            text = text[: match.start()].rstrip()
+        sha = sha or noted
     text = _LEADING_SYMBOLS_RE.sub("", text).strip()
     return text, sha, checkpoint
+
+
+def _sha_note(text: str) -> tuple[str, str] | None:
+    """(text before it, its first SHA) when ``text`` ends in a parenthesis that is a commit
+    note: it holds a SHA and is more than one SHA (a lone ``(abc1234)`` is the task's SHA).
+    A parenthesis without a SHA (``Add index (customer_id, created_at)``) is part of the name."""
+    match = _TRAILING_PAREN_RE.search(text)
+    if match is None or match.start() == 0:
+        return None
+    inner = match.group(1).strip()
+    shas = _SHA_TOKEN_RE.findall(inner)
+    if not shas or (len(shas) == 1 and inner == shas[0]):
+        return None
+    return text[: match.start()].rstrip(), shas[0]
 
 
 def decode_markdown(data: bytes, path: Path) -> str:
@@ -345,8 +390,10 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
             title, _sha, checkpoint = clean_name(plain_text(inline))
             lineno = token.map[0] + 1 if token.map else 0
             if level <= 3 and _PHASE_RE.match(title):
+                numbered = _PHASE_NUMBER_RE.match(title)
                 current = Phase(number=len(phases) + 1, title=title, level=level,
-                                line=lineno, checkpoint=checkpoint)
+                                line=lineno, checkpoint=checkpoint, index=len(phases),
+                                heading_number=int(numbered.group(1)) if numbered else None)
                 phases.append(current)
             elif current is not None and (level <= current.level or _CLOSING_RE.match(title)):
                 current = None
@@ -364,6 +411,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
                 if parent is not None:
                     task.depth = parent.depth + 1
                     task.phase_number = parent.phase_number
+                    task.phase_index = parent.phase_index
                     path_ = parent.key.path + (_fold(task.name),)
                     parent.children.append(task)
                     task.number = f"{parent.number}.{len(parent.children)}"
@@ -373,6 +421,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
                     if current is not None:
                         current.tasks.append(task)
                         task.phase_number = current.number
+                        task.phase_index = current.index
                         task.number = f"{current.number}.{len(current.tasks)}"
                     else:
                         loose.append(task)
@@ -393,17 +442,34 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
         # A plan with tasks but no phase headings: treat it as one phase.
         implicit = Phase(number=1, title="Plan", level=1, line=1, checkpoint=None, implicit=True)
         for index, task in enumerate(loose, start=1):
-            _renumber(task, f"1.{index}", 1)
+            _renumber(task, f"1.{index}", 1, 0)
         implicit.tasks = loose
         phases, loose = [implicit], []
-    return Plan(path=path, phases=phases, loose_tasks=loose, data=data)
+    by_heading = _numbered_by_heading(phases)
+    if by_heading:
+        for phase in phases:
+            phase.number = phase.heading_number
+            for index, task in enumerate(phase.tasks, start=1):
+                _renumber(task, f"{phase.number}.{index}", phase.number, phase.index)
+    return Plan(path=path, phases=phases, loose_tasks=loose, data=data,
+                numbered_by_heading=by_heading)
 
 
-def _renumber(task: Task, number: str, phase_number: int) -> None:
+def _numbered_by_heading(phases: list[Phase]) -> bool:
+    """Whether the headings number the phases consistently: each has a number and the numbers
+    increase (``Phase 0``, ``Phase 1``…). Otherwise (a heading without a number, a repeated or
+    decreasing one) phases are numbered by position, from 1."""
+    numbers = [p.heading_number for p in phases]
+    return (bool(numbers) and None not in numbers
+            and all(a < b for a, b in zip(numbers, numbers[1:], strict=False)))
+
+
+def _renumber(task: Task, number: str, phase_number: int, phase_index: int | None) -> None:
     task.number = number
     task.phase_number = phase_number
+    task.phase_index = phase_index
     for index, child in enumerate(task.children, start=1):
-        _renumber(child, f"{number}.{index}", phase_number)
+        _renumber(child, f"{number}.{index}", phase_number, phase_index)
 
 
 def _first_inline(tokens, index):

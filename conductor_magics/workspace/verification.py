@@ -1,4 +1,11 @@
-"""storages/<id>/verification.json: the append-only log of phase verdicts and overrides."""
+"""storages/<id>/verification.json: the append-only log of phase verdicts and overrides.
+
+A record names its phase by title (``phase_title``), by position from 1 in file order
+(``phase``: what every record has held since the first version, so older files and
+older readers agree) and by the number messages show (``phase_number``: the heading's own
+number, e.g. 0 for ``## Phase 0: Setup``; absent from older records, where it equalled
+``phase``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,11 @@ from .plan import Phase, Plan, _fold
 FILE_NAME = "verification.json"
 
 
+def phase_fields(phase: Phase) -> dict[str, Any]:
+    """How a record names its phase (see the module docstring)."""
+    return {"phase": phase.index + 1, "phase_number": phase.number, "phase_title": phase.title}
+
+
 @dataclass
 class VerificationLog:
     path: Path
@@ -23,14 +35,14 @@ class VerificationLog:
         return [r for r in self.records if r.get("kind", "verification") == "verification"]
 
     def verdict_for(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
-        """The latest verdict recorded for a phase, matched by title, else by number
+        """The latest verdict recorded for a phase, matched by title, else by position
         when the recorded title names no phase of the plan any more."""
         titles = {_fold(p.title) for p in plan.phases}
         found = None
         for record in self.verdicts():
             title = _fold(str(record.get("phase_title", "")))
             if title == _fold(phase.title) or (
-                title not in titles and record.get("phase") == phase.number
+                title not in titles and record.get("phase") == phase.index + 1
             ):
                 found = record
         return found

@@ -48,7 +48,8 @@ def test_phase_heading_with_bold_and_checkpoint_reports_plain_title():
     assert phase.checkpoint == "abc1234"
     assert phase.level == 2
     assert phase.line == 1
-    assert phase.number == 1
+    # Numbered from its heading (issue 10, item 16b), first in file order.
+    assert phase.number == 2 and phase.index == 0
     assert not phase.implicit
 
 
@@ -210,6 +211,20 @@ def test_tab_indented_subtask():
         ("Add deadbeefcafe index", "Add deadbeefcafe index", None),
         ("Task: Add the index", "Task: Add the index", None),
         ("Use **bold** and `code` text", "Use bold and code text", None),
+        # A trailing parenthesis with a SHA and prose is a commit note (issue 10, 16c) …
+        ("Task: Build the thing 01b3180 (original commit, refactored in e9d5635)",
+         "Task: Build the thing", "01b3180"),
+        ("Build the thing (abc1234) (reverted in e9d5635, redone in 7c0ffee)",
+         "Build the thing", "abc1234"),
+        ("Build the thing (01b3180, e9d5635)", "Build the thing", "01b3180"),
+        ("Build the thing (see e9d5635 for details)", "Build the thing", "e9d5635"),
+        ("Build 01b3180 (original commit, refactored in e9d5635) (a1b2c3d)", "Build", "a1b2c3d"),
+        # … and a parenthesis without one is part of the name.
+        ("Add index (customer_id, created_at)", "Add index (customer_id, created_at)", None),
+        ("Add index (customer_id, created_at) abc1234",
+         "Add index (customer_id, created_at)", "abc1234"),
+        ("Seed (1000000 rows)", "Seed (1000000 rows)", None),
+        ("Add index (a1b2c3d4e5) on orders", "Add index (a1b2c3d4e5) on orders", None),
     ],
 )
 def test_task_names_and_trailing_sha(text, name, sha):
@@ -528,3 +543,49 @@ def test_workspace_lock_is_reentrant_within_a_thread(tmp_path):
 
     with workspace_lock(tmp_path, timeout=2), workspace_lock(tmp_path, timeout=2):
         pass  # a nested acquire would time out if the lock were not re-entrant
+
+
+# -- phase numbers from the headings (issue 10, 16b) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headings", "numbers", "by_heading"),
+    [
+        (["Phase 0: Setup", "Phase 1: Schema", "Phase 2: Core"], [0, 1, 2], True),
+        (["Phase 1: Schema", "Phase 2: Core"], [1, 2], True),
+        (["Phase 1", "Phase 3", "Phase 7"], [1, 3, 7], True),
+        (["Stage 0 — Setup", "Stage 1 — Go"], [0, 1], True),
+        # not consistently numbered: by position from 1
+        (["Phase 0: Setup", "Phase Cleanup"], [1, 2], False),
+        (["Phase 0: A", "Phase 0: B"], [1, 2], False),
+        (["Phase 2: A", "Phase 1: B"], [1, 2], False),
+        (["Phase 1.5: A", "Phase 2: B"], [1, 2], False),
+        (["Phase 2a: A", "Phase 3: B"], [1, 2], False),
+    ],
+)
+def test_phases_are_numbered_by_their_headings_when_consistent(headings, numbers, by_heading):
+    plan = parse("".join(f"## {h}\n\n- [ ] t\n  - [ ] s\n\n" for h in headings))
+    assert [p.number for p in plan.phases] == numbers
+    assert [p.index for p in plan.phases] == list(range(len(headings)))
+    assert plan.numbered_by_heading == by_heading
+    assert [t.number for t in plan.items()] == [x for n in numbers for x in (f"{n}.1", f"{n}.1.1")]
+    assert [t.phase_index for t in plan.items()] == [i for i in range(len(numbers)) for _ in (1, 2)]
+    for phase in plan.phases:
+        assert plan.phase(phase.number) is phase
+        assert plan.find(f"{phase.number}.1.1").phase_number == phase.number
+
+
+def test_phase_label_uses_the_heading_only_when_it_names_the_number():
+    plan = parse("## Phase 0: Setup\n- [ ] a\n## Phase 1: Core\n- [ ] b\n")
+    assert [p.label for p in plan.phases] == ["Phase 0: Setup", "Phase 1: Core"]
+    plan = parse("## Phase 0: Setup\n- [ ] a\n## Phase Core\n- [ ] b\n")
+    assert [p.label for p in plan.phases] == ["phase 1 'Phase 0: Setup'", "phase 2 'Phase Core'"]
+    plan = parse("## Phase 10: Docs\n- [ ] a\n## Phase 10: Again\n- [ ] b\n")
+    assert plan.phases[0].label == "phase 1 'Phase 10: Docs'"
+
+
+def test_missing_phase_names_the_numbers_there_are():
+    plan = parse("## Phase 0: Setup\n- [ ] a\n## Phase 1: Core\n- [ ] b\n")
+    with pytest.raises(TaskNotFound, match=r"no phase 2 \(it has 2: 0, 1\)") as caught:
+        plan.phase(2)
+    assert "as their headings number them" in str(caught.value.hint)

@@ -75,7 +75,10 @@ class MTask:
         text = " ".join(md for md, _plain in self.words)
         if self.sha:
             text += {"bare": f" {self.sha}", "paren": f" ({self.sha})",
-                     "bracket": f" [{self.sha}]", "tick": f" `{self.sha}`"}[self.sha_style]
+                     "bracket": f" [{self.sha}]", "tick": f" `{self.sha}`",
+                     # a commit note after the SHA (issue 10, 16c): an annotation, not the name
+                     "note": f" {self.sha} (original commit, refactored in e9d5635)",
+                     }[self.sha_style]
         return text
 
     def walk(self):
@@ -86,6 +89,8 @@ class MTask:
 
 @dataclass
 class MPhase:
+    #: the number tasks carry: the headings' own when they number consistently, else position
+    number: int
     title: str
     level: int
     bold: bool
@@ -126,7 +131,7 @@ def task_strategy(depth: int):
         mark=st.sampled_from(MARK_CHARS),
         bullet=st.sampled_from(BULLETS),
         sha=st.one_of(st.none(), hex_sha),
-        sha_style=st.sampled_from(["bare", "paren", "bracket", "tick"]),
+        sha_style=st.sampled_from(["bare", "paren", "bracket", "tick", "note"]),
         tab_children=st.booleans(),
         blank_before=st.integers(0, 5).map(lambda n: n == 0),
         children=children,
@@ -134,10 +139,11 @@ def task_strategy(depth: int):
 
 
 @st.composite
-def phase_strategy(draw, number: int, min_tasks: int = 0):
+def phase_strategy(draw, number: int, min_tasks: int = 0, heading_number: int | None = None,
+                   numbered: bool = True):
     word = draw(st.sampled_from(PHASE_WORDS))
-    title = f"{word} {number}"
-    if draw(st.booleans()):
+    title = f"{word} {number if heading_number is None else heading_number}" if numbered else word
+    if draw(st.booleans()) or not numbered:
         sep = draw(st.sampled_from([": ", " — ", " - "]))
         title += sep + " ".join(draw(st.lists(st.sampled_from(TITLE_WORDS), min_size=1, max_size=3)))
     tasks = draw(st.lists(task_strategy(0), min_size=min_tasks, max_size=4))
@@ -146,6 +152,7 @@ def phase_strategy(draw, number: int, min_tasks: int = 0):
         if draw(st.integers(0, 4)) == 0:
             noise_after[index] = draw(noise_block)
     return MPhase(
+        number=number,
         title=title,
         level=draw(st.integers(1, 3)),
         bold=draw(st.booleans()),
@@ -165,7 +172,27 @@ def plan_strategy(draw):
         phases = [draw(phase_strategy(1, min_tasks=1))]
     else:
         count = draw(st.integers(0, 4))
-        phases = [draw(phase_strategy(n)) for n in range(1, count + 1)]
+        positions = list(range(1, count + 1))
+        # How the headings number the phases (issue 10, 16b): from 1, from 0, increasing with
+        # gaps (all numbered by their headings), or inconsistently (numbered by position).
+        style = draw(st.sampled_from(["from1", "from0", "gaps", "unnumbered", "repeated"]))
+        if style == "from0":
+            headings = [n - 1 for n in positions]
+        elif style == "gaps":
+            headings, last = [], draw(st.integers(-1, 3))
+            for _ in positions:
+                last += draw(st.integers(1, 3))
+                headings.append(last)
+        else:
+            headings = list(positions)
+        unnumbered = draw(st.integers(0, count - 1)) if style == "unnumbered" and count else None
+        if style == "repeated" and count > 1:
+            at = draw(st.integers(1, count - 1))
+            headings[at] = headings[at - 1] - draw(st.integers(0, 1))  # repeated or decreasing
+        consistent = unnumbered is None and all(a < b for a, b in zip(headings, headings[1:], strict=False))
+        phases = [draw(phase_strategy(heading if consistent else position, heading_number=heading,
+                                      numbered=position - 1 != unnumbered))
+                  for position, heading in zip(positions, headings, strict=True)]
     return MPlan(
         preamble=draw(st.booleans()),
         phases=phases,
@@ -222,7 +249,7 @@ def render(model: MPlan) -> Rendered:
     if model.preamble:
         lines.append("# Implementation Plan: Orders — Überblick")
         block(["A preamble paragraph; the phases follow."])
-    for phase_number, phase in enumerate(model.phases, start=1):
+    for phase in model.phases:
         if not model.implicit:
             blank()
             text = f"**{phase.title}**" if phase.bold else phase.title
@@ -237,7 +264,7 @@ def render(model: MPlan) -> Rendered:
         for noise in phase.intro:
             block(noise)
         for index, task in enumerate(phase.tasks):
-            emit(task, "", f"{phase_number}.{index + 1}", 0)
+            emit(task, "", f"{phase.number}.{index + 1}", 0)
             if index in phase.noise_after:
                 block(phase.noise_after[index])
 
@@ -293,6 +320,7 @@ def test_parse_matches_the_model(model):
         for key in totals:
             totals[key] += want[key]
         assert phase.implicit == model.implicit
+        assert phase.number == mphase.number
         if not model.implicit:
             assert phase.title == mphase.title
             assert phase.level == mphase.level

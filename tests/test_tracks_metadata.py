@@ -290,6 +290,54 @@ def test_update_track_writes_the_file(tmp_path):
     assert not update_track(tmp_path / "absent.md", "orders_db", status=IN_PROGRESS)
 
 
+# -- tracks.md: Status cells holding checkbox marks (issue 10, 16a) -----------------------------
+
+CHECKBOX_TABLE = (
+    "| Status | Track ID | Title | Created | Updated |\n"
+    "| ------ | -------- | ----- | ------- | ------- |\n"
+    "| [x] | done_one | Done | 2026-01-01 | 2026-01-02 |\n"
+    "| [ ] | todo_one | Todo | 2026-01-01 | 2026-01-02 |\n"
+    "| [~] | wip_one | Wip | 2026-01-01 | 2026-01-02 |\n"
+    "| `[!]` | stuck_one | Stuck | 2026-01-01 | 2026-01-02 |\n"
+    "| **[-]** | dropped_one | Dropped | 2026-01-01 | 2026-01-02 |\n"
+    "| [X] | caps_one | Caps | 2026-01-01 | 2026-01-02 |\n"
+    "| [x] Completed | both_one | Both | 2026-01-01 | 2026-01-02 |\n"
+    "| [ ] |  |  |  |  |\n"
+)
+
+
+def test_checkbox_status_cells_parse_as_statuses():
+    parsed = tracks(CHECKBOX_TABLE)
+    assert parsed.problems == []
+    assert [(r.id, r.status) for r in parsed.rows] == [
+        ("done_one", COMPLETED), ("todo_one", PLANNING), ("wip_one", IN_PROGRESS),
+        ("stuck_one", BLOCKED), ("dropped_one", CANCELLED), ("caps_one", COMPLETED),
+        ("both_one", COMPLETED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("storage_id", "status", "cell"),
+    [
+        ("todo_one", IN_PROGRESS, "[~]"), ("todo_one", COMPLETED, "[x]"),
+        ("wip_one", BLOCKED, "[!]"), ("wip_one", CANCELLED, "[-]"),
+        ("done_one", PLANNING, "[ ]"), ("stuck_one", IN_PROGRESS, "`[~]`"),
+        ("dropped_one", PLANNING, "**[ ]**"), ("caps_one", IN_PROGRESS, "[~]"),
+        ("both_one", IN_PROGRESS, "[~] In Progress"),
+        # Reverted has no mark: the word, so the row reads back as Reverted.
+        ("done_one", REVERTED, "Reverted"),
+    ],
+)
+def test_checkbox_status_cell_is_written_back_as_a_checkbox(storage_id, status, cell):
+    data = CHECKBOX_TABLE.encode()
+    new = edited_tracks_bytes(data, TRACKS, storage_id, status=status)
+    (line,) = changed_lines(data, new)
+    assert new.decode().splitlines()[line - 1].startswith(f"| {cell} | {storage_id} |")
+    assert tracks(new).row(storage_id).status == status
+    if status != REVERTED and storage_id != "both_one":
+        assert len(new) == len(data)  # one character: the table keeps its width
+
+
 # -- metadata.json -----------------------------------------------------------------------------
 
 

@@ -383,3 +383,68 @@ def test_inline_unique_on_sqlite_is_inventoried_and_probed(tmp_path):
     probes = probe(engine)
     unique_probes = probes[probes["kind"] == "UNIQUE"]
     assert len(unique_probes) == 1 and unique_probes.iloc[0]["status"] == "enforced"
+
+
+# SQLite UNIQUE constraints that SQLAlchemy's reflection does not return (SQLAlchemy 2.1):
+# a key with COLLATE or DESC, a unique index on an expression. ("display name" is reflected.)
+UNREFLECTED_DDL = """
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL,
+    region TEXT NOT NULL,
+    handle TEXT,
+    "display name" TEXT UNIQUE,
+    CONSTRAINT uq_accounts_email_region UNIQUE (email COLLATE NOCASE, region),
+    CONSTRAINT uq_accounts_handle UNIQUE (handle DESC)
+);
+CREATE UNIQUE INDEX ux_accounts_lower_email ON accounts (lower(email));
+"""
+
+
+def not_inventoried(frame):
+    return frame[frame["definition"].astype(str).str.contains("not inventoried")]
+
+
+def test_unique_constraints_reflection_misses_are_listed_as_not_inventoried(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'unreflected.sqlite'}")
+    run_sql(engine, UNREFLECTED_DDL)
+    found = not_inventoried(inventory(engine))
+    by_name = {row["constraint"]: row for _, row in found.iterrows()}
+    assert set(by_name) == {"uq_accounts_email_region", "uq_accounts_handle",
+                            "ux_accounts_lower_email"}, found.to_string()
+    assert (found["kind"] == "UNIQUE").all() and (found["table"] == "accounts").all()
+    email = by_name["uq_accounts_email_region"]
+    assert email["columns"] == "email, region"
+    assert "UNIQUE (email COLLATE NOCASE, region)" in email["definition"]
+    assert "COLLATE" in email["definition"].split("not inventoried")[1]
+    assert "expression" in by_name["ux_accounts_lower_email"]["definition"].split("not inventoried")[1]
+    assert "lower(email)" in by_name["ux_accounts_lower_email"]["definition"]
+    assert by_name["uq_accounts_handle"]["columns"] == "handle"
+    reflected = rows_of(inventory(engine), kind="UNIQUE", columns="display name")
+    assert len(reflected) == 1 and "not inventoried" not in reflected.iloc[0]["definition"]
+
+    # Probes and data checks say so too, instead of nothing; nothing counts as a problem.
+    probes = probe(engine)
+    skipped = probes[probes["detail"].astype(str).str.startswith("not inventoried")]
+    assert len(skipped) == 3 and (skipped["status"] == "skipped").all()
+    data = data_checks(engine, UNREFLECTED_DDL)
+    rows = rows_of(data, check="not inventoried")
+    assert len(rows) == 3 and (rows["status"] == "skipped").all(), data.to_string()
+    assert rows_of(data, status="problem").empty, data.to_string()
+    report = check_integrity(engine, UNREFLECTED_DDL)
+    assert report.problems == []
+
+
+def test_declared_unique_that_reflection_misses_is_reported_missing_live(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'unreflected.sqlite'}")
+    # Live: the same table without the collated UNIQUE and without the expression index.
+    run_sql(engine, UNREFLECTED_DDL.replace(
+        "    CONSTRAINT uq_accounts_email_region UNIQUE (email COLLATE NOCASE, region),\n", "")
+        .replace("CREATE UNIQUE INDEX ux_accounts_lower_email ON accounts (lower(email));\n", ""))
+    data = data_checks(engine, UNREFLECTED_DDL)
+    missing = rows_of(data, check="declared but missing")
+    details = " | ".join(missing["detail"])
+    assert len(missing) == 2 and (missing["status"] == "problem").all(), data.to_string()
+    assert "uq_accounts_email_region" in details and "ux_accounts_lower_email" in details
+    # The one still there is listed as present but not inventoried.
+    assert list(rows_of(data, check="not inventoried")["columns"]) == ["handle"]

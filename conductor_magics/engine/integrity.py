@@ -2,6 +2,10 @@
 whether the data already breaks what the declared schema intends.
 
 - :func:`inventory` lists every PRIMARY KEY, FOREIGN KEY, UNIQUE, CHECK and NOT NULL.
+  A SQLite UNIQUE that SQLAlchemy's reflection does not return (a key with ``COLLATE``
+  or ``DESC``, a quoted column's inline ``UNIQUE``, a unique index on an expression) is
+  found in SQLite's own index list and listed as *not inventoried*, with why; probes and
+  data checks skip it and say so, rather than leaving it out silently.
 - :func:`probe` tries to violate each one with a generated row, each attempt in its own
   SAVEPOINT inside a transaction that is always rolled back: a violating insert the
   database accepts is reported ``NOT ENFORCED`` (e.g. SQLite with ``PRAGMA
@@ -22,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -97,13 +102,21 @@ class Constraint:
     validated: bool = True
     partial: str | None = None  # a unique index's WHERE clause, or "expression"
     deferred: bool = False
+    #: why the database has this constraint but SQLAlchemy's reflection did not return it,
+    #: so it is neither probed nor checked (None: inventoried)
+    not_inventoried: str | None = None
+    #: how the same not-inventoried constraint is recognised in another database
+    signature: tuple = ()
 
     def label(self) -> str:
         return self.name or f"{self.kind} ({', '.join(self.columns)})"
 
     def row(self) -> dict[str, Any]:
+        definition = self.definition
+        if self.not_inventoried:
+            definition += f" -- not inventoried: {self.not_inventoried}"
         return {"table": self.table, "constraint": self.name, "kind": self.kind,
-                "columns": ", ".join(self.columns), "definition": self.definition}
+                "columns": ", ".join(self.columns), "definition": definition}
 
 
 def _engine(bind: Engine | Connection) -> Engine:
@@ -133,6 +146,14 @@ def _sqlite_deferred(conn: Connection) -> set[str]:
         return set()
     rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
     return {name for name, sql in rows if sql and re.search(r"initially\s+deferred", sql, re.I)}
+
+
+def _reflect(conn: Connection) -> MetaData:
+    """The user's tables; SQLAlchemy's warning about a skipped expression index is dropped,
+    since the inventory lists that index itself (as not inventoried, saying why)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+        return reflect_user_tables(conn)
 
 
 def _collect(conn: Connection, metadata: MetaData) -> list[Constraint]:
@@ -199,7 +220,75 @@ def _collect(conn: Connection, metadata: MetaData) -> list[Constraint]:
     for item in found:
         if not item.validated and not item.definition.endswith("NOT VALID"):
             item.definition += " NOT VALID"
-    return found
+    return found + _sqlite_unreflected(conn, metadata, found)
+
+
+def _sqlite_unreflected(conn: Connection, metadata: MetaData, found: list[Constraint]) -> list[Constraint]:
+    """SQLite unique indexes (behind UNIQUE constraints or CREATE UNIQUE INDEX) that no
+    reflected constraint accounts for, as not-inventoried constraints saying why."""
+    if conn.dialect.name != "sqlite":
+        return []
+    quote = conn.dialect.identifier_preparer.quote
+    missed: list[Constraint] = []
+    for table in metadata.sorted_tables:
+        mine = [c for c in found if c.table == table.name and c.kind in (UNIQUE, PRIMARY_KEY)]
+        names = {c.name for c in mine if c.name}
+        column_sets = {frozenset(c.columns) for c in mine if not c.partial}
+        indexes = conn.exec_driver_sql(
+            'SELECT name, "unique", origin, partial FROM pragma_index_list(?)', (table.name,)).all()
+        for index, unique, origin, partial in indexes:
+            if not unique or origin == "pk" or index in names:
+                continue
+            keys = conn.exec_driver_sql(
+                'SELECT cid, name, "desc", coll FROM pragma_index_xinfo(?) WHERE key ORDER BY seqno',
+                (index,)).all()
+            columns = tuple(name for cid, name, _desc, _coll in keys if cid >= 0)
+            expression = any(cid == -2 for cid, *_ in keys)
+            collated = any((coll or "BINARY").upper() != "BINARY" for *_, coll in keys)
+            if not (expression or collated or partial) and frozenset(columns) in column_sets:
+                continue  # reflected (DESC does not change what is unique)
+            if expression:
+                why = "its key is an expression, which SQLAlchemy's SQLite reflection skips"
+            elif collated or any(desc for _cid, _name, desc, _coll in keys):
+                why = "its key has COLLATE or DESC, which SQLAlchemy's SQLite reflection does not read"
+            else:
+                why = "SQLAlchemy's SQLite reflection does not return it"
+            why += "; it is not probed and its duplicates are not counted"
+            if origin == "u":
+                parts = tuple(f"{quote(name)}" + (f" COLLATE {coll}" if (coll or "BINARY").upper() != "BINARY"
+                                                  else "") + (" DESC" if desc else "")
+                              for _cid, name, desc, coll in keys)
+                definition = f"UNIQUE ({', '.join(parts)})"
+                name = _sqlite_constraint_name(conn, table.name, columns)
+                signature = ("u", parts)
+            else:
+                definition = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
+                ).scalar() or f"UNIQUE INDEX {quote(index)}"
+                name = index
+                signature = ("c", index, re.sub(r"\s+", "", definition.lower()))
+            missed.append(Constraint(table.name, name, UNIQUE, columns, definition,
+                                     not_inventoried=why, signature=signature))
+    return missed
+
+
+def _sqlite_constraint_name(conn: Connection, table: str, columns: tuple[str, ...]) -> str | None:
+    """The name a table-level ``CONSTRAINT name UNIQUE (…)`` over ``columns`` gives, if any."""
+    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (table,)).scalar() or ""
+    ident = r'"(?:[^"]|"")+"|\[[^\]]+\]|`[^`]+`|[A-Za-z_][\w$]*'
+    wanted = [c.lower() for c in columns]
+    for match in re.finditer(rf"constraint\s+({ident})\s+unique\s*\(([^)]*)\)", sql, re.IGNORECASE):
+        keys = [re.match(ident, part.strip()) for part in match.group(2).split(",")]
+        if [_unquote(k.group(0)).lower() if k else None for k in keys] == wanted:
+            return _unquote(match.group(1))
+    return None
+
+
+def _unquote(name: str) -> str:
+    if name[:1] in "\"[`" and len(name) > 1:
+        return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
+    return name
 
 
 def _check_columns(table: Table, sqltext: str) -> tuple[str, ...]:
@@ -212,7 +301,7 @@ def inventory(bind: Engine | Connection) -> pd.DataFrame:
     """One row per constraint: table, constraint (name or None), kind, columns, definition."""
     require_reflection(bind, "the constraint inventory")
     with connection_of(bind) as conn:
-        constraints = _collect(conn, reflect_user_tables(conn))
+        constraints = _collect(conn, _reflect(conn))
     return _frame([c.row() for c in constraints], INVENTORY_COLUMNS)
 
 
@@ -468,7 +557,7 @@ def probe(engine: Engine) -> pd.DataFrame:
         try:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")  # deferred ones too
-            metadata = reflect_user_tables(conn)
+            metadata = _reflect(conn)
             constraints = _collect(conn, metadata)
             _scaffold(conn, metadata, rng)
             contexts: dict[str, _TableProbe] = {}
@@ -484,6 +573,8 @@ def probe(engine: Engine) -> pd.DataFrame:
 
 def _probe_one(conn: Connection, constraint: Constraint, metadata: MetaData,
                contexts: dict[str, _TableProbe], rng: random.Random) -> tuple[str, str]:
+    if constraint.not_inventoried:
+        return SKIPPED, f"not inventoried: {constraint.not_inventoried}"
     table = metadata.tables[constraint.table]
     savepoint = conn.begin_nested()
     try:
@@ -521,12 +612,15 @@ def _declared(engine: Engine, declared_sql: str) -> tuple[MetaData, list[Constra
     with scratch_engine(engine) as scratch:
         apply_sql(scratch, declared_sql)
         with scratch.connect() as conn:
-            metadata = reflect_user_tables(conn)
+            metadata = _reflect(conn)
             return metadata, _collect(conn, metadata)
 
 
 def _live_match(declared: Constraint, live: list[Constraint], live_table: Table) -> bool:
-    same_table = [c for c in live if c.table == declared.table]
+    same_table = [c for c in live if c.table == declared.table and not c.not_inventoried]
+    if declared.not_inventoried:
+        return any(c.not_inventoried and c.signature == declared.signature
+                   for c in live if c.table == declared.table)
     if declared.kind == NOT_NULL:
         column = live_table.c.get(declared.columns[0])
         return column is not None and not column.nullable
@@ -594,7 +688,7 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
                      "status": status, "count": count, "detail": detail})
 
     with connection_of(bind) as conn:
-        metadata = reflect_user_tables(conn)
+        metadata = _reflect(conn)
         live = _collect(conn, metadata)
         tables = metadata.tables
 
@@ -614,8 +708,11 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
                     continue
                 if _live_match(constraint, live, table):
                     continue
-                missing.append(constraint)
                 detail = f"{constraint.kind} {constraint.label()} declared but missing live: {constraint.definition}"
+                if constraint.not_inventoried:  # found in SQLite's index list, not reflected
+                    add("declared but missing", constraint.table, constraint.columns, PROBLEM, None, detail)
+                    continue
+                missing.append(constraint)
                 count = None
                 if constraint.kind == CHECK and constraint.sqltext:
                     count, error = _count(conn, select(func.count()).select_from(table)
@@ -623,6 +720,13 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
                     detail += (f"; {count} row(s) violate it" if count is not None
                                else f"; could not count violating rows: {error}")
                 add("declared but missing", constraint.table, constraint.columns, PROBLEM, count, detail)
+
+        # constraints the database has but reflection did not return: say so, never nothing
+        for constraint in live:
+            if constraint.not_inventoried:
+                add("not inventoried", constraint.table, constraint.columns, SKIPPED, None,
+                    f"{constraint.kind} {constraint.label()} ({constraint.definition}): "
+                    f"{constraint.not_inventoried}")
 
         # PostgreSQL NOT VALID constraints: rows older than the constraint were never checked
         for constraint in live:
@@ -658,7 +762,7 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
         seen: set[tuple[str, frozenset]] = set()
         for constraint in [c for c in live + missing if c.kind in (PRIMARY_KEY, UNIQUE)]:
             key = (constraint.table, frozenset(constraint.columns))
-            if key in seen or constraint.partial:
+            if key in seen or constraint.partial or constraint.not_inventoried:
                 continue
             seen.add(key)
             count, error = _duplicates(conn, tables[constraint.table], constraint.columns)
@@ -838,7 +942,7 @@ def crud(engine: Engine, table: str | None = None, rows: int = 5) -> pd.DataFram
         try:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
-            metadata = reflect_user_tables(conn)
+            metadata = _reflect(conn)
             if table is not None and table not in metadata.tables:
                 raise ConductorError(f"no table '{table}' in the database",
                                      hint="tables: " + (", ".join(sorted(metadata.tables)) or "none"))

@@ -8,6 +8,7 @@ the automatic pre-migration backups that workflow.md asks for.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +30,12 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
     """The component's backups (``--to DIR`` for another folder)."""
     from .engine.backup import Backups
 
-    if to:
-        folder = Path(to)
-    else:
-        folder = db.component.dir / BACKUPS_FOLDER
+    folder = Path(to) if to else db.component.dir / BACKUPS_FOLDER
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ConductorError(f"the backups folder {folder} exists and is not a folder",
+                             hint=("give a folder with --to DIR (it is created when missing)" if to
+                                   else "move that file away") + "; nothing was changed")
+    if not to:
         ensure_gitignore(db.component.dir, (f"{BACKUPS_FOLDER}/",))
     return Backups(folder, db.engine)
 
@@ -60,8 +63,21 @@ def backup(db: LiveDatabase, action: str = "create", ref: str | None = None, *,
             return _result(db, store.verify(ref, progress=db.progress))
         case "list":
             frame = store.list()
-            return StepResult(f"{db.component.id}: {len(frame)} backup(s) in {store.folder}",
-                              {"folder": str(store.folder)}, [("backups", frame)])
+            pending = store.pending()
+            summary = f"{db.component.id}: {len(frame)} backup(s) in {store.folder}"
+            if pending["backups"]:
+                summary += (f"; {pending['backups']} incomplete backup"
+                            f"{'s' if pending['backups'] != 1 else ''} "
+                            f"({pending['bytes'] / 2**20:.1f} MB) left by interrupted runs; "
+                            "`backup prune --keep-last N` removes them")
+            if pending["untrusted"]:
+                summary += (f"; {len(pending['untrusted'])} file(s) prune will not touch (forged, "
+                            "damaged or not the tool's): see `backup prune --dry-run`")
+            return StepResult(summary, {"folder": str(store.folder),
+                                        "incomplete": {k: pending[k] for k in
+                                                       ("backups", "bytes", "files", "in_progress")},
+                                        "untrusted": pending["untrusted"]},
+                              [("backups", frame)])
         case "prune":
             if keep_last is None and keep_daily is None:
                 raise ConductorError("prune needs a retention rule",

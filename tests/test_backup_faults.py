@@ -29,6 +29,7 @@ from test_engine_backup import seeded, set_manifest
 
 from conductor_magics.engine.backup import CHECK_PRESENT, CHECK_SHA256, Backups
 from conductor_magics.engine.connection import make_engine
+from conductor_magics.fsio import TEMP_GLOB, is_tool_temp, temp_final_name
 
 REPO = Path(__file__).resolve().parent.parent
 DAMAGED = 100
@@ -230,8 +231,8 @@ def test_a_killed_backup_never_looks_valid(phase, tmp_path):
             if phase == "backup (copy pages)":
                 # kill once the partial file holds written pages
                 deadline = time.monotonic() + 30
-                while not any(p.stat().st_size > 0 for p in folder.glob("*.partial")):
-                    assert time.monotonic() < deadline, "no partial file appeared"
+                while not any(p.stat().st_size > 0 for p in folder.glob(TEMP_GLOB)):
+                    assert time.monotonic() < deadline, "no temporary artifact appeared"
                     time.sleep(0.001)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
@@ -241,11 +242,13 @@ def test_a_killed_backup_never_looks_valid(phase, tmp_path):
                 process.wait()
         assert process.returncode == -signal.SIGKILL
 
-        # the partial artifact (and, while SQLite was writing it, its -journal) is left over
+        # exactly the temporary artifact is left over, under the tool's one pattern (the
+        # copy keeps its journal in memory: no "-journal" file beside it)
         leftovers = backups.incomplete()
         partials = [Path(p) for p in leftovers["path"]]
-        assert partials and all(".partial" in p.name for p in partials), partials
-        assert any(p.name.endswith(".sqlite.partial") for p in partials)
+        assert len(partials) == 1 and is_tool_temp(partials[0].name), partials
+        assert temp_final_name(partials[0].name).endswith(".sqlite")
+        assert list(leftovers["prune"]) == ["remove"]
         assert list(backups.list()["id"]) == [before.id]
         assert backups.latest().id == before.id
         with pytest.raises(Exception, match="no backup 'killed'"):
@@ -255,10 +258,7 @@ def test_a_killed_backup_never_looks_valid(phase, tmp_path):
         again = backups.create("killed")
         assert backups.verify("killed").passed
         assert list(backups.list()["id"]) == [again.id, before.id]
-        # an hour later the leftover is pruned; the backups stay
-        old = time.time() - 7200
-        for partial in partials:
-            os.utime(partial, (old, old))
+        # its process is gone, so prune removes the leftover at once; the backups stay
         report = backups.prune(keep_last=10, keep_daily=0)
         assert sorted(report.leftovers) == sorted(map(str, partials))
         assert not any(p.exists() for p in partials)

@@ -9,10 +9,21 @@ A backup is two files in the backups folder (``storages/<id>/backups/`` by defau
   head, per-table row counts and hashes over ordered rows, artifact size and sha256,
   duration, created-at, and the result of the last verification.
 
-**Nothing incomplete ever looks valid.** The artifact is written as ``<id>.<ext>.partial``,
-fsynced, hashed and renamed; the manifest is written (temporary file, fsync, rename)
-only after that. ``list()`` shows a backup only when both files exist, so a backup killed
-at any point leaves at most a leftover that ``incomplete()`` lists and ``prune()`` removes.
+**Nothing incomplete ever looks valid.** The artifact is written under the tool's one
+temporary pattern (``.<id>.<ext>.conductor-tmp-<pid>-<hex>``, see ``fsio``), fsynced and
+hashed; then, under the folder lock, the manifest is written atomically and the artifact
+renamed to ``<id>.<ext>``. ``list()`` shows a backup only when both files exist, so a backup
+killed at any point leaves at most a temporary file (and perhaps a manifest without its
+artifact) that ``incomplete()`` lists, ``pending()`` counts and ``prune()`` removes as soon as
+the process that wrote it is gone. (Old-style ``<id>.<ext>.partial`` files are still cleaned,
+once they are an hour old.)
+
+**Only what is the tool's own is touched.** A manifest is trusted only when it parses, its id
+matches its file name and it names its artifact ``<id>.<ext>`` in its own folder, a regular
+file (no symbolic link). Verify and restore read nothing else; prune deletes a backup only
+after its artifact's sha256 matched the manifest, and only by name inside the folder.
+Everything else (forged or damaged manifests, links, an artifact nobody records) is reported
+and left alone.
 
 **The manifest describes the artifact, not a second look at the database.** SQLite: the
 row hashes are taken from the finished partial file (opened read-only, immutable).
@@ -69,6 +80,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -85,6 +97,14 @@ from sqlalchemy import URL, Connection, Engine, inspect, make_url, text
 from sqlalchemy.pool import NullPool
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..fsio import (
+    atomic_write_bytes,
+    is_tool_temp,
+    new_file_mode,
+    temp_final_name,
+    temp_owner_alive,
+    temp_path_for,
+)
 from .checks import FAIL, PASS, SKIP, CheckContext, CheckResult
 from .connection import connection_of, first_line, make_engine, mask, scrub
 from .fingerprint import fingerprint
@@ -94,12 +114,20 @@ KINDS = ("manual", "pre-migration", "safety")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 MANIFEST_SUFFIX = ".manifest.json"
-PARTIAL_SUFFIX = ".partial"
 ARTIFACT_SUFFIX = {"sqlite": ".sqlite", "postgresql": ".dump", "duckdb": ".duckdb.tar"}
+#: the DuckDB export folder's final name (it only ever exists under a temporary name)
+EXPORT_SUFFIX = ".export"
 #: progress bars only for databases / artifacts at least this big (small ones finish at once)
 PROGRESS_MIN_BYTES = 32 * 2**20
-#: leftovers of an interrupted backup younger than this may belong to one still running
+#: old-style leftovers (no process id in the name) younger than this may belong to a backup
+#: still running
 STALE_AFTER = timedelta(hours=1)
+#: leftovers of versions before the tool's one temporary pattern: ``<id>.<ext>.partial`` (and
+#: SQLite's ``-journal`` beside it, DuckDB's ``.<id>...partial-export-*`` folder), and the old
+#: temporary manifest ``.<id>.manifest.json.<hex>.tmp``
+_LEGACY_PARTIAL = re.compile(r"^\.?\d{8}T\d{6}Z-[0-9a-f]{4}.*\.partial(-journal|-wal|-shm|-export-.+)?$")
+_LEGACY_MANIFEST_TEMP = re.compile(r"^\.\d{8}T\d{6}Z-[0-9a-f]{4}\.manifest\.json\.[0-9a-f]{8}\.tmp$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: a directory with pg_dump/pg_restore that overrides the search by server version
 PG_BINDIR_ENV = "CONDUCTOR_PG_BINDIR"
 _CHUNK = 4 * 2**20
@@ -163,6 +191,12 @@ class Manifest:
 
     @property
     def artifact_path(self) -> Path:
+        """The artifact, always a plain name inside the manifest's folder (a name with a
+        folder part, ``..`` or an absolute path is refused, never followed)."""
+        if not _plain_name(self.artifact):
+            raise ConductorError(f"backup {self.id}'s manifest names an artifact outside the backups "
+                                 f"folder ({self.artifact!r}): not trusted, nothing there is read",
+                                 path=self.manifest_path)
         return _folder_of(self) / self.artifact
 
     @property
@@ -220,6 +254,12 @@ class Manifest:
         return pd.DataFrame([{"table": name, "rows": int(t["rows"]), "sha256": t["sha256"]}
                              for name, t in sorted(self.tables.items())],
                             columns=["table", "rows", "sha256"])
+
+
+def _plain_name(name: object) -> bool:
+    """A single file name (no folder part, not ``.``/``..``): stays inside its folder."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and "\\" not in name and "\0" not in name)
 
 
 def _folder_of(manifest: Manifest) -> Path:
@@ -330,13 +370,15 @@ class RestoreReport(_Checked):
 
 @dataclass
 class PruneReport:
-    """The result of ``Backups.prune``: what was (or, with dry_run, would be) kept and deleted."""
+    """The result of ``Backups.prune``: what was (or, with dry_run, would be) kept and deleted,
+    and what it leaves because it does not trust it (``left``: never deleted)."""
 
     kept: list[dict[str, Any]]  # {"id", "label", "created", "size", "reasons"}
     deleted: list[dict[str, Any]]
-    leftovers: list[str]  # incomplete files / folders removed
+    leftovers: list[str]  # files / folders of interrupted backups removed
     freed_bytes: int
     dry_run: bool
+    left: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
 
     exit_code = 0
 
@@ -344,28 +386,35 @@ class PruneReport:
     def summary(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         extra = f" and {len(self.leftovers)} leftover(s)" if self.leftovers else ""
+        left = (f"; left {len(self.left)} file(s) it does not trust (forged, damaged or not the "
+                "tool's): see the report" if self.left else "")
         return (f"{verb} {len(self.deleted)} backup(s){extra}, kept {len(self.kept)}, "
-                f"{_size_text(self.freed_bytes)} freed")
+                f"{_size_text(self.freed_bytes)} freed{left}")
 
     def to_json(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "kept": self.kept, "deleted": self.deleted,
-                "leftovers": list(self.leftovers), "freed_bytes": self.freed_bytes}
+                "leftovers": list(self.leftovers), "left": [dict(item) for item in self.left],
+                "freed_bytes": self.freed_bytes}
 
     def to_text(self) -> str:
         lines = [f"keep   {k['id']} {k['label'] or ''} ({', '.join(k['reasons'])})" for k in self.kept]
         lines += [f"delete {d['id']} {d['label'] or ''}" for d in self.deleted]
         lines += [f"delete {p} (incomplete leftover)" for p in self.leftovers]
+        lines += [f"leave  {item['path']}: {item['reason']}" for item in self.left]
         lines.append(self.summary)
         return "\n".join(lines)
 
     def frame(self) -> pd.DataFrame:
-        """One row per backup or leftover: id, label, created, size, action, reason."""
+        """One row per backup or file: id, label, created, size, action (keep, delete,
+        leave), reason."""
         rows = [{**{k: v for k, v in item.items() if k != "reasons"}, "action": "keep",
                  "reason": ", ".join(item["reasons"])} for item in self.kept]
         rows += [{**item, "action": "delete", "reason": "outside the retention rules"}
                  for item in self.deleted]
         rows += [{"id": Path(p).name, "label": None, "created": None, "size": None,
                   "action": "delete", "reason": "incomplete leftover"} for p in self.leftovers]
+        rows += [{"id": Path(item["path"]).name, "label": None, "created": None, "size": None,
+                  "action": "leave", "reason": item["reason"]} for item in self.left]
         return pd.DataFrame(rows, columns=["id", "label", "created", "size", "action", "reason"])
 
 
@@ -420,11 +469,19 @@ def _elapsed(started: float) -> float:
 
 def _sha256_file(path: Path, progress: _Progress, desc: str = "hash") -> tuple[int, str]:
     """(size, sha256 hex) of a file, read in chunks."""
+    # O_NOFOLLOW: a symbolic link swapped in for an artifact is never read through
+    handle = os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb")
+    with handle:
+        return _sha256_handle(handle, progress, desc)
+
+
+def _sha256_handle(handle, progress: _Progress, desc: str = "hash") -> tuple[int, str]:
+    """(size, sha256 hex) of an open binary file, read in chunks from the start."""
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(_CHUNK)
     view = memoryview(buffer)
-    with path.open("rb") as handle, progress.bar(path.stat().st_size / _MIB, desc, "MiB") as bar:
+    with progress.bar(os.fstat(handle.fileno()).st_size / _MIB, desc, "MiB") as bar:
         while True:
             count = handle.readinto(buffer)
             if not count:
@@ -449,34 +506,44 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write_text(path: Path, content: str) -> None:
-    """Write via a temporary file in the same folder, fsync, rename, fsync the folder."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temp.open("w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    _fsync(path.parent)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+LOCK_NAME = ".lock"
+
+
+def _write_manifest(manifest: Manifest) -> None:
+    """Write a manifest with the tool's one atomic writer (temporary name, fsync, rename)."""
+    path = manifest.manifest_path
+    if path.is_symlink():  # never written through: the target may lie outside the folder
+        raise ConductorError(f"{path} is a symbolic link: not written",
+                             hint="remove the link; the backups folder holds plain files only")
+    atomic_write_bytes(path, (json.dumps(manifest.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the backups folder while manifests are written (label checks)."""
+    """An exclusive lock on the backups folder while manifests are written, backups
+    completed and pruned (label checks, no half-seen states)."""
     try:
         import fcntl
     except ImportError:  # not POSIX: labels are checked without a lock
         yield
         return
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = folder / LOCK_NAME
+    try:
+        # O_NOFOLLOW: a link planted at the lock path is refused, never created through
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW, new_file_mode())
+    except OSError as exc:
+        raise ConductorError(f"cannot lock the backups folder {folder}: {exc.strerror or exc}",
+                             path=lock, hint="the folder must be writable, and its .lock a plain "
+                                             "file; nothing was changed") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _reason(exc: BaseException, *urls: URL | str | None) -> str:
@@ -711,13 +778,15 @@ class _Sqlite(_Strategy):
         raw = self.engine.raw_connection()
         dest = sqlite3.connect(partial)
         try:
+            # The rollback journal in memory, not in a file beside the temporary one: a kill
+            # then leaves exactly one file under the tool's temporary name (no "-journal"
+            # that no pattern recognises). A failed copy throws the file away anyway.
+            dest.execute("PRAGMA journal_mode=MEMORY")
             _copy_pages(raw.driver_connection, dest, progress, "backup (copy pages)")
-            # The copy keeps the source's header, WAL flag included: make the artifact a
-            # self-contained rollback-journal file that opens read-only without -wal/-shm.
-            dest.execute("PRAGMA journal_mode=DELETE")
         finally:
             dest.close()
             raw.close()
+        _rollback_journal_header(partial)
         _fsync(partial)
         with _readonly_sqlite(partial) as engine, progress.bar(None, "backup (row hashes)", "table") as bar:
             tables = _table_map(engine)
@@ -767,6 +836,22 @@ class _Sqlite(_Strategy):
             results.append(CheckResult(f"SQLite {name}", FAIL if len(bad) else PASS, detail,
                                        seconds if name == "integrity_check" else 0.0))
         return results
+
+
+def _rollback_journal_header(path: Path) -> None:
+    """Mark a copied SQLite file as a rollback-journal database.
+
+    The page copy keeps the source's header, WAL flag included (file format read/write
+    versions at offsets 18 and 19: 2 = WAL, 1 = rollback journal). The copy has no WAL
+    content, so setting both to 1 makes it a self-contained file that opens without
+    ``-wal``/``-shm`` (what ``PRAGMA journal_mode=DELETE`` does, minus the WAL files that
+    pragma creates on the way).
+    """
+    with open(path, "r+b") as handle:
+        header = handle.read(20)
+        if len(header) == 20 and header[:16] == b"SQLite format 3\x00" and header[18:20] != b"\x01\x01":
+            handle.seek(18)
+            handle.write(b"\x01\x01")
 
 
 class _CopyRestarting(Exception):
@@ -945,7 +1030,10 @@ class _Duckdb(_Strategy):
     dialect = "duckdb"
 
     def dump(self, partial: Path, progress: _Progress) -> _Dumped:
-        export = Path(tempfile.mkdtemp(prefix=f".{partial.name}-export-", dir=partial.parent))
+        # under the tool's temporary pattern too, so a kill leaves nothing prune cannot place
+        final = temp_final_name(partial.name) or partial.name
+        export = temp_path_for(partial.parent / f"{final}{EXPORT_SUFFIX}")
+        export.mkdir(mode=0o700)
         try:
             with self.engine.connect() as conn, conn.begin():
                 # EXPORT and the row hashes share one transaction, so one snapshot
@@ -1059,6 +1147,147 @@ def compare_to_manifest(manifest: Manifest, bind: Engine | Connection) -> list[C
     return results
 
 
+# --------------------------------------------------------------------------- the folder's entries
+
+#: what prune does with an entry that is not a complete backup
+REMOVE = "remove"  # an interrupted backup's leftover whose writer is gone
+WAIT = "wait"  # its writer may still run: removed later
+LEAVE = "leave"  # not trusted (forged, damaged, a link, not the tool's): reported, never deleted
+
+
+@dataclass
+class _Entry:
+    """One file or folder of the backups folder that is not a complete backup."""
+
+    path: Path
+    reason: str
+    action: str  # REMOVE, WAIT or LEAVE
+    manifest: Manifest | None = None  # a manifest's content, when it could be read
+
+
+@dataclass
+class _Survey:
+    complete: list[Manifest]  # oldest first
+    entries: list[_Entry]
+
+
+def _read_manifest(path: Path) -> tuple[Manifest | None, str | None]:
+    """(manifest, None) for a manifest the tool can trust with its artifact; else
+    (what could be read or None, why it is not trusted)."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return None, "the manifest is a symbolic link: not trusted, nothing it names is read or deleted"
+        with os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW), encoding="utf-8") as handle:
+            text_ = handle.read()
+        manifest = Manifest.from_json(text_, folder=path.parent)
+    except (OSError, ValueError, TypeError, AttributeError, ConductorError) as exc:
+        reason = exc.message if isinstance(exc, ConductorError) else first_line(str(exc))
+        return None, f"unreadable manifest ({reason}): left in place"
+    return manifest, _manifest_problem(manifest, path.name)
+
+
+def _manifest_problem(m: Manifest, file_name: str) -> str | None:
+    """Why a parsed manifest is not trusted (None: it is)."""
+    if not isinstance(m.id, str) or not ID_PATTERN.match(m.id) or file_name != f"{m.id}{MANIFEST_SUFFIX}":
+        return f"the manifest's id {m.id!r} does not match its file name: not trusted, left in place"
+    if not _plain_name(m.artifact):
+        return (f"the manifest names an artifact outside the backups folder ({m.artifact!r}): "
+                "not trusted, nothing there is read or deleted")
+    suffix = ARTIFACT_SUFFIX.get(m.engine) if isinstance(m.engine, str) else None
+    if suffix is None or m.artifact != f"{m.id}{suffix}":
+        return (f"the manifest names the artifact {m.artifact!r}, not its own "
+                f"{m.id}{suffix or '.<ext>'}: not trusted, left in place")
+    if (not isinstance(m.sha256, str) or not _SHA256.match(m.sha256)
+            or not isinstance(m.size_bytes, int) or m.size_bytes < 0):
+        return "the manifest's sha256 or size is malformed: not trusted, left in place"
+    try:
+        aware = m.created.tzinfo is not None
+    except (TypeError, ValueError):
+        aware = False
+    if not aware or not isinstance(m.tables, dict) or not isinstance(m.label, str | None):
+        return "the manifest's created_at, tables or label is malformed: not trusted, left in place"
+    return None
+
+
+def _not_usable(ref: str, entry: _Entry) -> ConductorError:
+    if entry.action == LEAVE:
+        return ConductorError(f"backup {ref!r} is not trusted: {entry.reason}", path=entry.path,
+                              hint="nothing was read or changed; take a new backup")
+    return ConductorError(f"backup {ref!r} is not a complete backup: {entry.reason}", path=entry.path,
+                          hint="only complete backups can be verified or restored")
+
+
+def _regular_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (a symbolic link is not)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _intact(manifest: Manifest, dir_fd: int) -> tuple[str | None, tuple[int, int]]:
+    """(None, (device, inode)) when the artifact in the folder ``dir_fd`` is a regular file
+    whose size and sha256 match the manifest; else (why it is left, ...)."""
+    try:
+        fd = os.open(manifest.artifact, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        return f"its artifact cannot be opened ({exc.strerror or exc}): not deleted", (0, 0)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "its artifact is not a regular file: not deleted", (0, 0)
+        if st.st_size != manifest.size_bytes:
+            return (f"its artifact is {st.st_size} bytes, the manifest says {manifest.size_bytes} "
+                    "(sha256 not checked): changed or damaged since the backup, not deleted; "
+                    "check it, delete it by hand if unneeded"), (0, 0)
+        _, digest = _sha256_handle(handle, _Progress(None, False))
+    if digest != manifest.sha256:
+        return ("its artifact's sha256 does not match the manifest: changed or damaged since the "
+                "backup, not deleted; check it, delete it by hand if unneeded"), (0, 0)
+    return None, (st.st_dev, st.st_ino)
+
+
+def _unlink(dir_fd: int, name: str, identity: tuple[int, int] | None = None) -> str | None:
+    """Remove ``name`` from the folder ``dir_fd`` (never through a link: the entry itself);
+    a real folder with its files. With ``identity``, only if it is still that file.
+    Returns why it could not be removed, or None."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if identity is not None and (st.st_dev, st.st_ino) != identity:
+            return "changed while prune ran: not deleted"
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=dir_fd)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"could not be deleted: {exc.strerror or exc}"
+    return None
+
+
+def _backup_id_of(name: str) -> str:
+    """The backup a leftover belongs to (its name up to the first dot, temporary prefix off)."""
+    return (temp_final_name(name) or name).lstrip(".").split(".")[0]
+
+
+def _size_of(path: Path) -> int:
+    """Bytes a file, or a real folder's files, take (links count as themselves)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+
 # --------------------------------------------------------------------------- backups
 
 
@@ -1073,19 +1302,95 @@ class Backups:
 
     # -- reading the folder
 
-    def _manifests(self) -> list[Manifest]:
-        """Complete backups (manifest and artifact present), oldest first."""
-        found = []
-        if not self.folder.is_dir():
-            return found
-        for path in self.folder.glob(f"*{MANIFEST_SUFFIX}"):
+    def _survey(self) -> _Survey:
+        """Every entry of the folder: complete backups (trusted manifest, regular artifact),
+        and everything else with what prune does with it (REMOVE, WAIT or LEAVE)."""
+        survey = _Survey([], [])
+        try:
+            names = sorted(os.listdir(self.folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return survey
+        except OSError as exc:
+            raise ConductorError(f"cannot read the backups folder {self.folder}: {exc.strerror or exc}",
+                                 hint="check the folder's permissions") from None
+        writing = {temp_final_name(n) for n in names
+                   if is_tool_temp(n) and temp_owner_alive(n)}
+        recorded: set[str] = set()
+        for name in names:
+            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIX):
+                continue
+            path = self.folder / name
+            manifest, problem = _read_manifest(path)
+            if problem is not None:
+                survey.entries.append(_Entry(path, problem, LEAVE, manifest))
+                continue
+            assert manifest is not None
+            recorded.add(manifest.artifact)
             try:
-                manifest = Manifest.from_json(path.read_text(encoding="utf-8"), folder=self.folder)
-            except (OSError, ValueError, TypeError, ConductorError):
-                continue  # unreadable: listed by incomplete()
-            if path.name == f"{manifest.id}{MANIFEST_SUFFIX}" and manifest.artifact_path.is_file():
-                found.append(manifest)
-        return sorted(found, key=lambda m: (m.created, m.id))
+                st = os.lstat(manifest.artifact_path)
+            except FileNotFoundError:
+                if manifest.artifact in writing:
+                    survey.entries.append(_Entry(path, "manifest of a backup being completed", WAIT, manifest))
+                else:
+                    survey.entries.append(_Entry(path, "manifest without its artifact (an interrupted "
+                                                       "backup or prune, or the artifact was deleted)",
+                                                 REMOVE, manifest))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                survey.complete.append(manifest)
+            else:
+                what = (f"a symbolic link (to {os.readlink(manifest.artifact_path)})"
+                        if stat.S_ISLNK(st.st_mode) else "not a regular file")
+                survey.entries.append(_Entry(path, f"its artifact {manifest.artifact} is {what}: not "
+                                                   "trusted, nothing there is read or deleted",
+                                             LEAVE, manifest))
+        stale_before = time.time() - STALE_AFTER.total_seconds()
+        for name in names:
+            if name == LOCK_NAME or name in recorded or (
+                    not name.startswith(".") and name.endswith(MANIFEST_SUFFIX)):
+                continue
+            path = self.folder / name
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # gone meanwhile (a backup finishing, a prune)
+                continue
+            link = stat.S_ISLNK(st.st_mode)
+            final = temp_final_name(name)
+            if final is not None:
+                pid = name.rsplit("-", 2)[-2]
+                export = final.endswith(EXPORT_SUFFIX)
+                what = ("export folder" if export else "temporary manifest"
+                        if final.endswith(MANIFEST_SUFFIX) else "partial artifact")
+                if link or not (stat.S_ISDIR(st.st_mode) if export else stat.S_ISREG(st.st_mode)):
+                    kind = "a symbolic link" if link else "not what the tool writes there"
+                    survey.entries.append(_Entry(path, f"has the tool's temporary name but is {kind}: "
+                                                       "left in place", LEAVE))
+                elif temp_owner_alive(name):
+                    survey.entries.append(_Entry(path, f"{what} of a backup in progress (process {pid} "
+                                                       "is running)", WAIT))
+                else:
+                    survey.entries.append(_Entry(path, f"{what} of an interrupted backup (process {pid} "
+                                                       "is gone)", REMOVE))
+            elif _LEGACY_PARTIAL.match(name) or _LEGACY_MANIFEST_TEMP.match(name):
+                if link:
+                    survey.entries.append(_Entry(path, "a symbolic link with an interrupted backup's "
+                                                       "name: left in place", LEAVE))
+                elif st.st_mtime < stale_before:
+                    survey.entries.append(_Entry(path, "old-style leftover of an interrupted backup "
+                                                       "(over an hour old)", REMOVE))
+                else:
+                    survey.entries.append(_Entry(path, "old-style leftover that may belong to a backup "
+                                                       "still running (removed once an hour old)", WAIT))
+            elif ID_PATTERN.match(name.split(".")[0]):
+                survey.entries.append(_Entry(path, "a file named like a backup's artifact that no "
+                                                   "manifest records: left in place (delete it by "
+                                                   "hand if unneeded)", LEAVE))
+        survey.complete.sort(key=lambda m: (m.created, m.id))
+        return survey
+
+    def _manifests(self) -> list[Manifest]:
+        """Complete backups (trusted manifest and its artifact present), oldest first."""
+        return self._survey().complete
 
     def list(self) -> pd.DataFrame:
         """Complete backups, newest first: id, label, kind, created, size, head, verified
@@ -1099,45 +1404,46 @@ class Backups:
         return frame
 
     def incomplete(self) -> pd.DataFrame:
-        """Files and folders that are not part of a complete backup (an interrupted backup's
-        partial artifact, temporary files, an artifact without its manifest): path, size,
-        modified, reason."""
+        """Files and folders that are not part of a complete backup: path, size, modified,
+        reason, prune (what ``prune`` does with it: "remove" an interrupted backup's leftover,
+        "wait" while its writer may still run, "leave" what it does not trust)."""
         rows = []
-        for path, reason in self._leftovers():
-            stat = path.stat()
-            rows.append({"path": str(path), "size": stat.st_size,
-                         "modified": pd.Timestamp(stat.st_mtime, unit="s", tz="UTC"), "reason": reason})
-        return pd.DataFrame(rows, columns=["path", "size", "modified", "reason"])
-
-    def _leftovers(self) -> list[tuple[Path, str]]:
-        if not self.folder.is_dir():
-            return []
-        complete = self._manifests()
-        keep = {m.artifact for m in complete} | {m.manifest_path.name for m in complete} | {".lock"}
-        found = []
-        for path in sorted(self.folder.iterdir()):
-            if path.name in keep:
+        for entry in self._survey().entries:
+            try:
+                modified = os.lstat(entry.path).st_mtime
+            except FileNotFoundError:
                 continue
-            if PARTIAL_SUFFIX in path.name:  # the partial file, or SQLite's -journal beside it
-                found.append((path, "partial artifact of an interrupted backup"))
-            elif "-export-" in path.name and path.is_dir():
-                found.append((path, "export folder of an interrupted backup"))
-            elif path.name.startswith(".") and path.name.endswith(".tmp"):
-                found.append((path, "temporary manifest file"))
-            elif path.name.endswith(MANIFEST_SUFFIX):
-                found.append((path, "manifest without its artifact, or unreadable"))
-            elif ID_PATTERN.match(path.name.split(".")[0]):
-                found.append((path, "artifact without a manifest (interrupted before it was written)"))
-        return found
+            rows.append({"path": str(entry.path), "size": _size_of(entry.path),
+                         "modified": pd.Timestamp(modified, unit="s", tz="UTC"),
+                         "reason": entry.reason, "prune": entry.action})
+        return pd.DataFrame(rows, columns=["path", "size", "modified", "reason", "prune"])
+
+    def pending(self) -> dict[str, Any]:
+        """What interrupted backups left: ``backups`` (how many backups they were), ``bytes``
+        and ``files`` (what ``prune`` removes now), ``in_progress`` (files of backups whose
+        writer still runs) and ``untrusted`` (``{"path", "reason"}`` of files prune leaves)."""
+        survey = self._survey()
+        gone = [e for e in survey.entries if e.action == REMOVE]
+        return {"backups": len({_backup_id_of(e.path.name) for e in gone}),
+                "bytes": sum(_size_of(e.path) for e in gone),
+                "files": [str(e.path) for e in gone],
+                "in_progress": sum(e.action == WAIT for e in survey.entries),
+                "untrusted": [{"path": str(e.path), "reason": e.reason}
+                              for e in survey.entries if e.action == LEAVE]}
 
     def resolve(self, ref: str) -> Manifest:
-        """A backup by label, id, unique id prefix, or the path of its artifact or manifest."""
-        manifests = self._manifests()
+        """A backup by label, id, unique id prefix, or the path of its artifact or manifest.
+        A manifest that is not trusted is refused, naming why; nothing it names is read."""
+        survey = self._survey()
+        manifests = survey.complete
         for manifest in manifests:
             if ref in (manifest.id, manifest.label):
                 return manifest
+        for entry in survey.entries:
+            if entry.manifest is not None and ref in (entry.manifest.id, entry.manifest.label):
+                raise _not_usable(ref, entry)
         path = Path(ref)
-        if path.is_file():
+        if path.is_file() or path.is_symlink():
             return self._from_path(path)
         prefixed = [m for m in manifests if m.id.startswith(ref)] if ref else []
         if len(prefixed) == 1:
@@ -1152,23 +1458,24 @@ class Backups:
     def _from_path(self, path: Path) -> Manifest:
         name = path.name
         if name.endswith(MANIFEST_SUFFIX):
-            manifest_path = path
+            manifest_name = name
+        elif is_tool_temp(name) or _LEGACY_PARTIAL.match(name):
+            manifest_name = None
         else:
-            backup_id = name[:-len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else name
-            backup_id = backup_id.split(".")[0]
-            manifest_path = path.parent / f"{backup_id}{MANIFEST_SUFFIX}"
-        if name.endswith(PARTIAL_SUFFIX) or not manifest_path.is_file():
+            manifest_name = f"{name.split('.')[0]}{MANIFEST_SUFFIX}"
+        if manifest_name is None or not os.path.lexists(path.parent / manifest_name):
             raise ConductorError(f"{path} is not a complete backup (no manifest next to it)",
                                  path=path, hint="only backups with a manifest can be verified or restored")
-        try:
-            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"),
-                                          folder=manifest_path.parent)
-        except (ValueError, TypeError) as exc:
-            raise ConductorError(f"unreadable backup manifest: {exc}", path=manifest_path) from None
-        if not manifest.artifact_path.is_file():
-            raise ConductorError(f"the artifact {manifest.artifact} of backup {manifest.id} is missing",
-                                 path=manifest_path)
-        return manifest
+        here = path.parent.resolve() == self.folder.resolve() if self.folder.is_dir() else False
+        survey = (self if here else Backups(path.parent, self.engine))._survey()
+        for manifest in survey.complete:
+            if manifest.manifest_path.name == manifest_name and name in (manifest_name, manifest.artifact):
+                return manifest
+        for entry in survey.entries:
+            if entry.path.name == manifest_name:
+                raise _not_usable(str(path), entry)
+        raise ConductorError(f"{path} is not a complete backup", path=path,
+                             hint="only backups with a manifest can be verified or restored")
 
     def latest(self, verified: bool | None = None) -> Manifest | None:
         """The newest complete backup; ``verified=True``: the newest whose last verification
@@ -1191,23 +1498,31 @@ class Backups:
             raise ConductorError(f"unknown backup kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
         self._check_label(label)
         strategy = _strategy_for(self.engine.dialect.name, self.engine)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         started = time.perf_counter()
         created = _now()
         backup_id = self._new_id(created)
         artifact = f"{backup_id}{ARTIFACT_SUFFIX[strategy.dialect]}"
-        partial = self.folder / f"{artifact}{PARTIAL_SUFFIX}"
         final = self.folder / artifact
+        # the tool's one temporary pattern: lint reports it, prune removes it once this
+        # process is gone, and it never looks like a backup
+        temp = temp_path_for(final)
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600))
+        except OSError as exc:
+            raise ConductorError(f"cannot write in the backups folder {self.folder}: "
+                                 f"{exc.strerror or exc}",
+                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                      "changed") from None
         url = self.engine.url
         try:
             progress_on = _Progress(progress, progress is not None
                                     and strategy.database_size() >= self.progress_min_bytes)
-            dumped = strategy.dump(partial, progress_on)
-            size, digest = _sha256_file(partial, progress_on, "backup (sha256)")
-            os.replace(partial, final)
-            _fsync(self.folder)
+            dumped = strategy.dump(temp, progress_on)
+            size, digest = _sha256_file(temp, progress_on, "backup (sha256)")
+            os.chmod(temp, new_file_mode())
         except BaseException as exc:
-            partial.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             if isinstance(exc, ConductorError) or not isinstance(exc, Exception):
                 raise
             raise DatabaseError(f"backup of {mask(url)} failed: {_reason(exc, url)}",
@@ -1218,14 +1533,34 @@ class Backups:
             tool_version=dumped.tool_version, migration_head=dumped.head, tables=dumped.tables,
             artifact=artifact, size_bytes=size, sha256=digest, seconds=_elapsed(started),
             source=mask(url), folder=self.folder)
-        with _folder_lock(self.folder):
-            try:
+        try:
+            with _folder_lock(self.folder):
                 self._check_label(label)  # again: another backup may have taken it meanwhile
-            except ConductorError:
-                final.unlink(missing_ok=True)
-                raise
-            _atomic_write_text(manifest.manifest_path, json.dumps(manifest.to_json(), indent=2) + "\n")
+                # The manifest first, then the rename that completes the backup: a kill in
+                # between leaves a manifest without its artifact, which prune removes (never
+                # an artifact that nothing records).
+                _write_manifest(manifest)
+                os.replace(temp, final)
+                _fsync(self.folder)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            if not final.exists():
+                manifest.manifest_path.unlink(missing_ok=True)
+            raise
         return manifest
+
+    def _make_folder(self) -> None:
+        """Create the backups folder (and its parents) if missing; one-line errors."""
+        if os.path.lexists(self.folder) and not self.folder.is_dir():
+            raise ConductorError(f"the backups folder {self.folder} exists and is not a folder",
+                                 hint="give a folder with --to DIR (it is created when missing); "
+                                      "nothing was changed")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConductorError(f"cannot create the backups folder {self.folder}: {exc.strerror or exc}",
+                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                      "changed") from None
 
     def _check_label(self, label: str | None) -> None:
         if label is None:
@@ -1243,7 +1578,8 @@ class Backups:
         stamp = created.strftime("%Y%m%dT%H%M%SZ")
         while True:
             backup_id = f"{stamp}-{secrets.token_hex(2)}"
-            if not any(self.folder.glob(f"{backup_id}.*")):
+            # temporary names too: another backup may be writing this id right now
+            if not any(self.folder.glob(f"{backup_id}.*")) and not any(self.folder.glob(f".{backup_id}.*")):
                 return backup_id
 
     # -- verify
@@ -1259,7 +1595,7 @@ class Backups:
         progress_on = _Progress(progress, progress is not None
                                 and manifest.size_bytes >= self.progress_min_bytes)
         checks = self._artifact_checks(manifest, progress_on)
-        if manifest.artifact_path.is_file():
+        if _regular_file(manifest.artifact_path):
             scratch_started = time.perf_counter()
             try:
                 with strategy.scratch() as scratch:
@@ -1294,8 +1630,9 @@ class Backups:
     def _artifact_checks(self, manifest: Manifest, progress: _Progress) -> list[CheckResult]:
         started = time.perf_counter()
         path = manifest.artifact_path
-        if not path.is_file():
-            return [CheckResult(CHECK_PRESENT, FAIL, f"{path} is missing", _elapsed(started)),
+        if not _regular_file(path):
+            what = "is missing" if not os.path.lexists(path) else "is not a regular file: not read"
+            return [CheckResult(CHECK_PRESENT, FAIL, f"{path} {what}", _elapsed(started)),
                     CheckResult(CHECK_SHA256, SKIP, "no artifact")]
         actual = path.stat().st_size
         results = [CheckResult(CHECK_PRESENT, PASS if actual == manifest.size_bytes else FAIL,
@@ -1303,7 +1640,12 @@ class Backups:
                                else f"{actual} bytes, the manifest says {manifest.size_bytes}",
                                _elapsed(started))]
         started = time.perf_counter()
-        _, digest = _sha256_file(path, progress, "verify (sha256)")
+        try:
+            _, digest = _sha256_file(path, progress, "verify (sha256)")
+        except OSError as exc:  # replaced by a link or removed meanwhile
+            results.append(CheckResult(CHECK_SHA256, FAIL, f"cannot read {path}: {exc.strerror or exc}",
+                                       _elapsed(started)))
+            return results
         same = digest == manifest.sha256
         results.append(CheckResult(CHECK_SHA256, PASS if same else FAIL,
                                    digest if same else f"sha256 {digest}, the manifest says {manifest.sha256}",
@@ -1336,11 +1678,13 @@ class Backups:
         path = manifest.manifest_path
         try:
             with _folder_lock(path.parent):
-                current = Manifest.from_json(path.read_text(encoding="utf-8"), folder=path.parent)
+                current, problem = _read_manifest(path)
+                if current is None or problem is not None:
+                    return False  # replaced meanwhile by something not trusted: not written
                 current.verification = {"at": report.verified_at, "passed": report.passed,
                                         "seconds": round(report.seconds, 4),
                                         "checks": [c.to_json() for c in report.checks]}
-                _atomic_write_text(path, json.dumps(current.to_json(), indent=2) + "\n")
+                _write_manifest(current)
         except (OSError, ValueError, ConductorError):
             return False  # e.g. a read-only copy of a backups folder: the report still stands
         manifest.verification = current.verification
@@ -1416,11 +1760,33 @@ class Backups:
         """Delete backups outside the retention rules: keep the newest ``keep_last``, plus the
         newest backup of each of the last ``keep_daily`` days that have backups (UTC), plus
         always the newest verified one (so the only verified backup is never deleted).
-        Leftovers of interrupted backups older than an hour are removed too."""
+        Leftovers of interrupted backups go too: at once when the process that wrote them is
+        gone, old-style ``.partial`` files once an hour old.
+
+        Only the folder's own files are deleted, by name: a backup only when its manifest is
+        trusted and its artifact's sha256 still matches it. Everything else (forged or
+        damaged manifests, links, files nobody records) is reported in ``left`` and kept.
+        """
         for name, value in (("keep_last", keep_last), ("keep_daily", keep_daily)):
             if not isinstance(value, int) or value < 0:
                 raise ConductorError(f"{name} must be a whole number >= 0, not {value!r}")
-        newest_first = list(reversed(self._manifests()))
+        if not self.folder.is_dir():
+            return PruneReport([], [], [], 0, dry_run)
+        # a dry run changes nothing, not even the lock file
+        with contextlib.nullcontext() if dry_run else _folder_lock(self.folder):
+            try:
+                dir_fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError as exc:
+                raise ConductorError(f"cannot open the backups folder {self.folder}: "
+                                     f"{exc.strerror or exc}") from None
+            try:
+                return self._prune(keep_last, keep_daily, dry_run, dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def _prune(self, keep_last: int, keep_daily: int, dry_run: bool, dir_fd: int) -> PruneReport:
+        survey = self._survey()
+        newest_first = list(reversed(survey.complete))
         reasons: dict[str, list[str]] = {}
         for manifest in newest_first[:keep_last]:
             reasons.setdefault(manifest.id, []).append(f"newest {keep_last}")
@@ -1439,23 +1805,41 @@ class Backups:
             return {"id": m.id, "label": m.label, "created": m.created_at, "size": m.size_bytes}
 
         kept = [{**row(m), "reasons": reasons[m.id]} for m in newest_first if m.id in reasons]
-        doomed = [m for m in newest_first if m.id not in reasons]
-        stale_before = time.time() - STALE_AFTER.total_seconds()
-        leftovers = [p for p, _ in self._leftovers() if p.stat().st_mtime < stale_before]
-        if not dry_run:
-            for manifest in doomed:
-                # the manifest first: from then on the backup is no longer listed as valid
-                manifest.manifest_path.unlink(missing_ok=True)
-                manifest.artifact_path.unlink(missing_ok=True)
-            for path in leftovers:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-            if doomed or leftovers:
-                _fsync(self.folder)
-        return PruneReport(kept, [row(m) for m in doomed], [str(p) for p in leftovers],
-                           sum(m.size_bytes for m in doomed), dry_run)
+        left = [{"path": str(e.path), "reason": e.reason} for e in survey.entries if e.action == LEAVE]
+        doomed: list[tuple[Manifest, tuple[int, int]]] = []
+        for manifest in newest_first:
+            if manifest.id in reasons:
+                continue
+            problem, identity = _intact(manifest, dir_fd)
+            if problem is None:
+                doomed.append((manifest, identity))
+            else:
+                left.append({"path": str(manifest.artifact_path), "reason": problem})
+        leftovers = [e.path for e in survey.entries if e.action == REMOVE]
+        freed = sum(_size_of(path) for path in leftovers)
+        deleted: list[dict[str, Any]] = []
+        removed: list[str] = []
+        for manifest, identity in doomed:
+            if not dry_run:
+                # the artifact first, only the file just hashed: a kill in between leaves a
+                # manifest without its artifact, which the next prune removes
+                problem = _unlink(dir_fd, manifest.artifact, identity) or _unlink(
+                    dir_fd, manifest.manifest_path.name)
+                if problem:
+                    left.append({"path": str(manifest.artifact_path), "reason": problem})
+                    continue
+            deleted.append(row(manifest))
+            freed += manifest.size_bytes
+        for path in leftovers:
+            problem = None if dry_run else _unlink(dir_fd, path.name)
+            if problem:
+                left.append({"path": str(path), "reason": problem})
+            else:
+                removed.append(str(path))
+        if not dry_run and (deleted or removed):
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
+        return PruneReport(kept, deleted, removed, freed, dry_run, left)
 
 
 # --------------------------------------------------------------------------- gate checks

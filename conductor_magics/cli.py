@@ -6,6 +6,7 @@ locked phase), 2 bad input (arguments, malformed workspace files).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         inv = parse(argv)
         session = Session.open(root=inv.root)
         result = run(inv, session, progress=_progress(inv.json))
+        print(_to_json(result) if inv.json else result.to_text(), flush=True)
     except ParserExit as exc:
         if exc.message:
             sys.stderr.write(exc.message)
@@ -37,8 +39,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("conductor: interrupted\n")
         return 130
-    print(_to_json(result) if inv.json else result.to_text())
+    except BrokenPipeError:
+        return _reader_went_away()
+    # Last resort: the specific paths turn these into their own errors; one that escapes
+    # still ends in one line naming the file, never a traceback.
+    except UnicodeDecodeError as exc:
+        return _fail(ConductorError(f"a file is not valid UTF-8 (byte {exc.start}: {exc.reason})",
+                                    hint="save it as UTF-8"), want_json)
+    except OSError as exc:
+        error = ConductorError((exc.strerror or str(exc)).lower(), path=exc.filename,
+                               hint="check the file's permissions and type, then retry")
+        error.exit_code = 1
+        return _fail(error, want_json)
     return exit_code(result)
+
+
+def _reader_went_away() -> int:
+    """Output piped into a reader that stopped (``| head``): exit quietly, like other Unix
+    tools, with the status of a process ended by SIGPIPE."""
+    import os
+    import signal
+
+    # Python would flush stdout again at exit and complain on stderr: point it nowhere.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def _progress(want_json: bool):
@@ -53,9 +79,12 @@ def _progress(want_json: bool):
 
 
 def _fail(exc: ConductorError, want_json: bool, prefix: str = "error") -> int:
-    if want_json:
-        print(json.dumps(exc.to_json(), ensure_ascii=False))
-    sys.stderr.write(f"conductor: {prefix}: {exc}\n")
+    try:
+        if want_json:
+            print(json.dumps(exc.to_json(), ensure_ascii=False), flush=True)
+        sys.stderr.write(f"conductor: {prefix}: {exc}\n")
+    except BrokenPipeError:
+        _reader_went_away()
     return exc.exit_code
 
 

@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import ConductorError
+from .fsio import decode_utf8, read_utf8
 from .session import ACTIONS, Session
 from .workspace.context import DOC_NAMES
 
@@ -279,9 +279,10 @@ def read_body(inv: Invocation, cell: str | None) -> str | None:
         if cell is not None and cell.strip():
             raise BadArguments("give the body either in the cell or with --file, not both")
         if path == "-":
-            return sys.stdin.read()
+            stdin = getattr(sys.stdin, "buffer", None)
+            return decode_utf8(stdin.read(), "<stdin>") if stdin is not None else sys.stdin.read()
         try:
-            return Path(path).read_text(encoding="utf-8")
+            return read_utf8(path)
         except OSError as exc:
             raise ConductorError(f"cannot read {path}: {exc.strerror}", path=path) from None
     return cell

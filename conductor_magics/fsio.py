@@ -19,6 +19,9 @@ leaves the old or the new file, never half of one. A symbolic link is written th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import re
 import secrets
@@ -127,8 +130,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None =
     """Replace ``path`` (or, for a symbolic link, its target) with ``data`` atomically.
 
     With ``check_identity`` the target's identity is compared with ``expect`` (None: the
-    file must not exist) right before the rename; :class:`FileChanged` is raised and
-    nothing is written when another writer (an editor's save) replaced it meanwhile.
+    file must not exist) right before the rename, and again atomically with it where the
+    system can exchange files; :class:`FileChanged` is raised and nothing is written when
+    another writer (an editor's save) replaced it meanwhile.
     """
     target = resolve_link(Path(path))
     folder = target.parent
@@ -146,7 +150,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None =
         os.chmod(tmp, mode)
         if check_identity and FileIdentity.of(target) != expect:
             raise FileChanged(str(target))
-        os.replace(tmp, target)
+        if not (check_identity and expect is not None and _replace_checked(tmp, target, expect)):
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -154,9 +159,79 @@ def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None =
     fsync_dir(folder)
 
 
+def _replace_checked(tmp: Path, target: Path, expect: FileIdentity) -> bool:
+    """Put ``tmp`` in place of ``target`` only if ``target`` is still ``expect``, with no
+    window between the check and the swap: the two files are exchanged atomically
+    (Linux ``renameat2(RENAME_EXCHANGE)``) and the version swapped out is checked; an
+    editor's save that landed meanwhile is swapped back and :class:`FileChanged` raised.
+    Returns False where exchanging is not supported (the caller then renames, leaving a
+    window of microseconds between its check and the rename)."""
+    ours = FileIdentity.of(tmp)
+    try:
+        if not _exchange(tmp, target):
+            return False
+    except FileNotFoundError:
+        raise FileChanged(str(target)) from None
+    # ``tmp`` now names what was at ``target`` the instant ours went in
+    if FileIdentity.of(tmp) == expect:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        return True
+    if FileIdentity.of(target) == ours:
+        _exchange(tmp, target)  # give the other writer's version its place back
+    raise FileChanged(str(target))
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_NOT_SUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", -1)}
+
+
+@functools.cache
+def _renameat2():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the files at ``a`` and ``b``; False where the system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _NOT_SUPPORTED:
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
     """:func:`atomic_write_bytes` for text (newlines written as given)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def decode_utf8(data: bytes, name: Path | str) -> str:
+    """``data`` as UTF-8 text (a leading BOM dropped); bytes that are not UTF-8 raise a
+    one-line error naming the file, the line and the byte offset (never a traceback)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        from .errors import ConductorError
+
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConductorError(f"not valid UTF-8 (byte {exc.start})", path=name, line=line,
+                             hint="save the file as UTF-8") from None
+
+
+def read_utf8(path: Path | str) -> str:
+    """A user's text file (SQL, a cell body) read strictly: see :func:`decode_utf8`."""
+    return decode_utf8(Path(path).read_bytes(), path)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from .engine import checks as gate_checks
 from .engine.connection import EMBEDDED_FILE, EMBEDDED_FILES, Connected, connect
 from .errors import ChecksFailed, ConductorError, DatabaseError
+from .fsio import read_utf8
 from .workspace.components import Component
 from .workspace.files import atomic_write_bytes, ensure_gitignore
 from .workspace.workflow import AUTOMATIC
@@ -121,7 +122,7 @@ class LiveDatabase:
 
     def declared_sql(self) -> str | None:
         path = self.declared_path
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_utf8(path) if path.is_file() else None
 
     def schema_declare(self, sql: str, apply: bool = False) -> StepResult:
         """Validate DDL on a scratch database, then save it as the declared schema."""

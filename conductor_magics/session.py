@@ -43,7 +43,7 @@ from .workspace import (
     read_plan,
 )
 from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
-from .workspace.files import atomic_write_bytes
+from .workspace.files import FileEdit, check_writable, undo_edits, write_edits
 from .workspace.lint import fix_workspace, lint_workspace
 from .workspace.plan import (
     Task,
@@ -383,23 +383,34 @@ class Session:
                                  "(conductor test NAME --task … --passed/--failed), or pass --force")
                     forced, override_reason = True, f"TDD: tests are {tdd}"
             status = IN_PROGRESS if component.status == PLANNING and target != "todo" else None
-            # Validate metadata.json and tracks.md before plan.md is written, so a malformed
-            # file there leaves every file unchanged.
-            status_edits = (self.workspace.status_edits(component, status, self.clock())
+            moment = self.clock()
+            # Validate metadata.json and tracks.md, and check every file can be written, before
+            # plan.md is written, so a malformed or read-only file leaves every file unchanged.
+            status_edits = (self.workspace.status_edits(component, status, moment)
                             if task.state != target else [])
+            check_writable([component.plan_path, *(e.path for e in status_edits),
+                            *([component.verification_path] if forced else [])])
             new_plan, new_task, before = write_task_state(component.plan_path, task.key, target, plan)
             changed = before != target
             previous_status = component.status
             if changed:
-                if forced:
-                    append_record(component.verification_path, {
-                        "kind": "override", **phase_fields(state.phase),
-                        "task": new_task.number, "task_name": new_task.name, "action": action,
-                        "reason": reason or override_reason, "gate": override_reason, "by": self.user,
-                        "at": self.clock().isoformat(timespec="seconds"),
-                    })
-                for path, data in status_edits:
-                    atomic_write_bytes(path, data)
+                written: list[FileEdit] = []
+                try:
+                    written = write_edits(lambda: self.workspace.status_edits(component, status, moment))
+                    if forced:
+                        append_record(component.verification_path, {
+                            "kind": "override", **phase_fields(state.phase),
+                            "task": new_task.number,
+                            "task_name": new_task.name, "action": action,
+                            "reason": reason or override_reason, "gate": override_reason,
+                            "by": self.user, "at": moment.isoformat(timespec="seconds"),
+                        })
+                except ConductorError:
+                    # one change or none: put the tick (and the status files) back
+                    undo_edits(written)
+                    with contextlib.suppress(ConductorError):
+                        write_task_state(component.plan_path, task.key, before)
+                    raise
             commit = None
             if changed and target == "done":
                 commit = self._commit_task(component, new_plan, new_task)
@@ -518,10 +529,16 @@ class Session:
             if read_log(component.verification_path).verdict_for(current.phase, plan) is not None:
                 state = self.phase_states(component, plan)[current.phase.index]
                 return VerifyResult(component, state, recorded=None, already=True)
-            status_edits = self.workspace.status_edits(component, None, self.clock())
-            append_record(component.verification_path, record)
-            for path, data in status_edits:
-                atomic_write_bytes(path, data)
+            moment = self.clock()
+            status_edits = self.workspace.status_edits(component, None, moment)  # validates
+            check_writable([component.verification_path, component.plan_path,
+                            *(e.path for e in status_edits)])
+            written = write_edits(lambda: self.workspace.status_edits(component, None, moment))
+            try:
+                append_record(component.verification_path, record)
+            except ConductorError:
+                undo_edits(written)
+                raise
             commit = self._commit_checkpoint(component, current.phase, record)
             annotation = (f"[checkpoint: {commit.short_sha}]" if commit.committed
                           else f"[verified: {self.clock().date().isoformat()}]")

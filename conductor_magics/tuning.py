@@ -16,6 +16,7 @@ import pandas as pd
 
 from .engine.workload import Query, check_name, parse_workload, upsert
 from .errors import ConductorError, DatabaseError
+from .fsio import read_utf8
 from .live_database import StepResult
 from .workspace.files import atomic_write_bytes
 from .workspace.spec import query_patterns
@@ -38,7 +39,7 @@ def workload(db: LiveDatabase, source: str | None = None) -> list[Query]:
     path = db.component.dir / WORKLOAD_FILE
     if source in ("auto", "workload"):
         if path.is_file():
-            queries = parse_workload(path.read_text(encoding="utf-8"), str(path))
+            queries = parse_workload(read_utf8(path), str(path))
             if queries or source == "workload":
                 return queries
         elif source == "workload":
@@ -54,7 +55,7 @@ def workload(db: LiveDatabase, source: str | None = None) -> list[Query]:
         raise ConductorError(f"no workload file {source}",
                              hint="give a .sql file with '-- name: NAME' queries, or "
                                   f"one of: {', '.join(WORKLOAD_SOURCES)}")
-    return parse_workload(file.read_text(encoding="utf-8"), str(file))
+    return parse_workload(read_utf8(file), str(file))
 
 
 def require_workload(db: LiveDatabase, source: str | None) -> list[Query]:
@@ -120,6 +121,9 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
     from .engine.schema import split_statements
 
     check_name(name)
+    path = db.component.dir / WORKLOAD_FILE
+    if path.is_file():
+        read_utf8(path)  # an unreadable workload.sql refuses before the database is touched
     sql = sql.strip().rstrip(";").strip()
     if not sql:
         raise ConductorError("the query cell is empty", hint="put one SELECT statement in the cell")
@@ -132,9 +136,8 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
     except DatabaseError as exc:  # the cell is the user's input: exit 2, nothing recorded
         raise ConductorError(f"query {name} failed: {exc.message}",
                              hint=f"fix the SQL; nothing was recorded in {WORKLOAD_FILE}") from None
-    path = db.component.dir / WORKLOAD_FILE
     with db.session.workspace.lock():
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        text = read_utf8(path) if path.is_file() else ""
         atomic_write_bytes(path, upsert(text, Query(name, sql)).encode("utf-8"))
     params = ", ".join(f":{k}={v!r}" for k, v in query.params.items())
     rows = "" if frame is None else f"{len(frame)} row(s), "

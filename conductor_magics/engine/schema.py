@@ -51,6 +51,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
 from ..errors import DatabaseError, UnsupportedByDialect
+from ..fsio import read_utf8
 from .connection import first_line, scrub, statement_error
 from .fingerprint import TOOL_TABLES, user_tables
 from .scratch import scratch_engine
@@ -289,7 +290,7 @@ def read_declared(folder: Path) -> str | None:
     """The component's declared DDL, or None when none was declared yet."""
     path = declared_path(folder)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_utf8(path)
     except FileNotFoundError:
         return None
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import ComponentNotFound, ConductorError, WorkspaceFormatError, WorkspaceNotFound
-from .files import atomic_write_bytes, workspace_lock
-from .metadata import Metadata, edited_text, read_metadata
+from .files import FileEdit, read_with_identity, workspace_lock, write_edits
+from .metadata import Metadata, edited_metadata_bytes, metadata_from_bytes, read_metadata
 from .plan import Plan, read_plan
 from .status import STATUSES, can_transition
 from .tracks import TrackRow, Tracks, edited_tracks_bytes, parse_tracks, read_tracks
@@ -193,23 +193,24 @@ class Workspace:
 
     def write_status(self, component: Component, status: str | None, moment: datetime) -> None:
         """Set a component's status (and move its updated timestamps) in metadata.json and
-        its tracks.md row together. The caller holds the lock."""
-        for path, data in self.status_edits(component, status, moment):
-            atomic_write_bytes(path, data)
+        its tracks.md row together: both or neither. The caller holds the lock."""
+        write_edits(lambda: self.status_edits(component, status, moment))
 
     def status_edits(self, component: Component, status: str | None,
-                     moment: datetime) -> list[tuple[Path, bytes]]:
+                     moment: datetime) -> list[FileEdit]:
         """The new bytes of metadata.json and tracks.md for :meth:`write_status`, computed and
         validated without writing anything, so bad input in either file changes neither (and
-        a caller can validate before it writes other files, e.g. plan.md)."""
-        edits: list[tuple[Path, bytes]] = []
+        a caller can validate before it writes other files, e.g. plan.md). Each edit names
+        the version of the file it was computed from, for :func:`write_edits`."""
+        edits: list[FileEdit] = []
         meta_path = component.metadata_path
         if meta_path.is_file():
-            meta = read_metadata(meta_path)
-            raw = meta.get("status")
-            if raw is not None and meta.status is None:
+            raw, identity = read_with_identity(meta_path)
+            meta = metadata_from_bytes(raw, meta_path)
+            status_raw = meta.get("status")
+            if status_raw is not None and meta.status is None:
                 raise WorkspaceFormatError(
-                    f"unknown status {json.dumps(raw, ensure_ascii=False)}",
+                    f"unknown status {json.dumps(status_raw, ensure_ascii=False)}",
                     path=meta_path, line=meta.line_of(meta.key_for("status") or "status"),
                     hint="expected " + ", ".join(STATUSES))
             if status is not None and meta.status is not None and not can_transition(meta.status, status):
@@ -219,16 +220,15 @@ class Workspace:
             changes = {"updated": moment}
             if status is not None:
                 changes = {"status": status, **changes}
-            text = edited_text(meta, changes)
-            if text != meta.text:
-                bom = b"\xef\xbb\xbf" if meta_path.read_bytes().startswith(b"\xef\xbb\xbf") else b""
-                edits.append((meta_path, bom + text.encode("utf-8")))
+            new = edited_metadata_bytes(raw, meta_path, changes)
+            if new != raw:
+                edits.append(FileEdit(meta_path, new, raw, identity))
         if self.tracks_path.is_file():
-            data = self.tracks_path.read_bytes()
+            data, identity = read_with_identity(self.tracks_path)
             _check_row(parse_tracks(data, self.tracks_path), component.id)
             edited = edited_tracks_bytes(data, self.tracks_path, component.id, status=status, updated=moment)
             if edited != data:
-                edits.append((self.tracks_path, edited))
+                edits.append(FileEdit(self.tracks_path, edited, data, identity))
         return edits
 
 

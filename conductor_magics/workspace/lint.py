@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConductorError
+from ..fsio import TEMP_GLOB, is_tool_temp
 from .components import Component, Workspace, is_safe_id
 from .context import SHARED_DOCS
 from .files import stale_temp_files
@@ -78,11 +79,34 @@ def lint_workspace(ws: Workspace) -> list[Problem]:
     listing = tracks if tracks is not None else Tracks(ws.tracks_path, [], [], None)
     for component in ws.components(listing) if tracks is not None or ws.storages_dir.is_dir() else []:
         problems.extend(lint_component(ws, component, tracks))
-    for folder in [ws.dir, ws.storages_dir, *[ws.storages_dir / i for i in ws.folder_ids()]]:
+    for folder in tool_folders(ws):
         for tmp in stale_temp_files(folder):
             problems.append(Problem("warning", tmp, None, "stale-temp-file",
-                                    "temporary file left by an interrupted write", fixable=True))
+                                    f"temporary file left by an interrupted write "
+                                    f"({_size_of(tmp)}; {TEMP_GLOB} names are the tool's own)",
+                                    fixable=True))
     return problems
+
+
+#: the folders of a component the tool writes into (backups, Alembic migrations)
+COMPONENT_WRITE_FOLDERS = ("", "backups", "migrations", "migrations/versions")
+
+
+def tool_folders(ws: Workspace) -> list[Path]:
+    """Every folder under the workspace the tool writes files into, where an interrupted
+    write can leave a temporary file."""
+    folders = [ws.dir, ws.storages_dir]
+    for storage_id in ws.folder_ids():
+        base = ws.storages_dir / storage_id
+        folders += [base / sub if sub else base for sub in COMPONENT_WRITE_FOLDERS]
+    return [folder for folder in folders if folder.is_dir() and not folder.is_symlink()]
+
+
+def _size_of(path: Path) -> str:
+    try:
+        return f"{path.lstat().st_size} bytes"
+    except OSError:
+        return "size unknown"
 
 
 def _utf8_problems(path: Path) -> list[Problem]:
@@ -168,7 +192,10 @@ def fix_workspace(ws: Workspace, problems: list[Problem]) -> list[str]:
             update_track(ws.tracks_path, component.id, status=meta.status)
             fixed.append(f"{ws.tracks_path}:{component.row.line}: status set to {meta.status}")
     for problem in problems:
-        if problem.code == "stale-temp-file" and problem.path is not None:
+        # only the tool's own temporary names, and only while their process is still gone
+        if (problem.code == "stale-temp-file" and problem.path is not None
+                and problem.path in stale_temp_files(problem.path.parent)
+                and is_tool_temp(problem.path.name) and not problem.path.is_symlink()):
             with contextlib.suppress(FileNotFoundError):
                 problem.path.unlink()
             fixed.append(f"{problem.path}: removed")

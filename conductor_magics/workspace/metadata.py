@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceFormatError
-from .files import atomic_write_bytes
+from .files import edit_file
 from .status import parse_status, styled
 from .timestamps import format_like, parse_timestamp
 
@@ -92,8 +92,13 @@ def parse_metadata(text: str, path: Path) -> Metadata:
 
 
 def read_metadata(path: Path) -> Metadata:
+    """Read and parse metadata.json."""
     path = Path(path)
-    raw = path.read_bytes()
+    return metadata_from_bytes(path.read_bytes(), path)
+
+
+def metadata_from_bytes(raw: bytes, path: Path) -> Metadata:
+    """Parse metadata.json's bytes (a UTF-8 BOM is allowed)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -101,6 +106,16 @@ def read_metadata(path: Path) -> Metadata:
         raise WorkspaceFormatError("not valid UTF-8", path=path, line=line,
                                    hint="save the file as UTF-8") from exc
     return parse_metadata(text, path)
+
+
+def edited_metadata_bytes(raw: bytes, path: Path, changes: dict[str, Any]) -> bytes:
+    """metadata.json's bytes with canonical fields changed in place (BOM kept)."""
+    meta = metadata_from_bytes(raw, path)
+    text = edited_text(meta, changes)
+    if text == meta.text:
+        return raw
+    bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+    return bom + text.encode("utf-8")
 
 
 def _value_spans(text: str) -> tuple[dict[str, tuple[int, int]], int]:
@@ -193,14 +208,17 @@ def _indent_of(text: str) -> str | None:
 
 
 def update_metadata(path: Path, changes: dict[str, Any]) -> Metadata:
-    """Re-read metadata.json, change canonical fields in place and write it atomically.
+    """Re-read metadata.json, change canonical fields in place and write it atomically
+    (again on the new bytes when another writer replaced it meanwhile).
 
     The caller holds the workspace lock. Returns the metadata as written.
     """
-    meta = read_metadata(path)
-    text = edited_text(meta, changes)
-    if text != meta.text:
-        bom = b"\xef\xbb\xbf" if path.read_bytes().startswith(b"\xef\xbb\xbf") else b""
-        atomic_write_bytes(path, bom + text.encode("utf-8"))
-        meta = parse_metadata(text, path)
-    return meta
+    path = Path(path)
+
+    def edit(raw: bytes | None) -> bytes | None:
+        if raw is None:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return edited_metadata_bytes(raw, path, changes)
+
+    written = edit_file(path, edit)
+    return read_metadata(path) if written is None else metadata_from_bytes(written, path)

@@ -20,7 +20,15 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from ..errors import TaskNotFound, WorkspaceFormatError
-from .files import atomic_write_bytes
+from .files import (
+    WRITE_ATTEMPTS,
+    FileChanged,
+    FileIdentity,
+    kept_changing,
+    read_with_identity,
+    retry_pause,
+    write_checked,
+)
 
 #: Checkbox mark → state name.
 MARKS = {" ": "todo", "x": "done", "X": "done", "~": "in_progress", "-": "skipped", "!": "blocked"}
@@ -209,6 +217,9 @@ class Plan:
     data: bytes
     #: phases are numbered by their headings' own numbers (else by position from 1)
     numbered_by_heading: bool = False
+    #: which version of the file ``data`` was read from (None: not read from disk, or
+    #: written since), checked right before a write replaces it
+    identity: FileIdentity | None = None
 
     def items(self) -> Iterator[Task]:
         for phase in self.phases:
@@ -496,14 +507,16 @@ def _make_task(item_token, inline, mark: str, raw_line: bytes, starts, bom) -> T
 
 
 def read_plan(path: Path) -> Plan:
-    """Read and parse a plan file."""
+    """Read and parse a plan file (remembering which version of it was read)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data, identity = read_with_identity(path)
     except FileNotFoundError as exc:
         raise WorkspaceFormatError("plan.md is missing", path=path,
                                    hint="write the component's plan first") from exc
-    return parse_plan(data, path)
+    plan = parse_plan(data, path)
+    plan.identity = identity
+    return plan
 
 
 def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
@@ -521,26 +534,58 @@ def write_task_state(path: Path, key: TaskKey, state: str,
     """Set a task's state in plan.md, writing atomically; the caller holds the lock.
 
     ``plan`` is the plan as the caller read it under that lock (re-read here when not
-    given), so an edit made before the lock was taken is never overwritten. A tick
-    changes one byte and no offsets, so the plan is updated in place rather than
-    parsed again. Returns the plan, the task and the state it had before.
+    given), so an edit made before the lock was taken is never overwritten. Right before
+    the rename the file is checked to still be that version: when an editor saved it
+    meanwhile, the new bytes are read, the task found again by its key and the one-byte
+    tick applied to them. Returns the plan, the task and the state it had before.
     """
-    if plan is None:
-        plan = read_plan(path)
-    task = plan.by_key(key)
-    if task is None:
-        raise TaskNotFound(
-            "the task is no longer in the plan (the file changed meanwhile)", path=path,
-            hint="re-run the command; it re-reads plan.md",
-        )
-    before = task.state
-    if before == state:
+    quick = False
+    for _attempt in range(WRITE_ATTEMPTS):
+        if plan is None or plan.identity is None:
+            plan, quick = read_plan(path), False
+        task = plan.by_key(key)
+        if task is None:
+            raise TaskNotFound(
+                "the task is no longer in the plan (the file changed meanwhile)", path=path,
+                hint="re-run the command; it re-reads plan.md",
+            )
+        before = task.state
+        if before == state:
+            return (parse_plan(plan.data, path) if quick else plan), task, before
+        new_data = set_mark_bytes(plan.data, task, state)
+        try:
+            write_checked(path, new_data, plan.identity)
+        except FileChanged:
+            retry_pause()
+            plan, quick = _reread_above(path, plan, task)
+            continue
+        if quick:  # parsed again now that the file is written, outside the race window
+            plan = parse_plan(new_data, path)
+            return plan, plan.by_key(key) or task, before
+        # A tick changes one byte and no offsets: the plan is updated in place rather than
+        # parsed again (its identity is unknown now: a later write re-reads it first).
+        task.mark = STATE_MARK[state]
+        plan.data = new_data
+        plan.identity = None
         return plan, task, before
-    new_data = set_mark_bytes(plan.data, task, state)
-    atomic_write_bytes(path, new_data)
-    task.mark = STATE_MARK[state]
-    plan.data = new_data
-    return plan, task, before
+    raise kept_changing(path)
+
+
+def _reread_above(path: Path, plan: Plan, task: Task) -> tuple[Plan | None, bool]:
+    """plan.md read again after another writer replaced it. When nothing changed up to the
+    end of the task's line (an editor's save below it), the parse still locates the task
+    and is reused, so the next attempt's window (read, write, rename) stays short enough to
+    fit between the saves of an editor saving every few milliseconds; else (None) the plan
+    is read and parsed again."""
+    try:
+        data, identity = read_with_identity(path)
+    except FileNotFoundError:
+        return None, False
+    end = plan.data.find(b"\n", task.mark_offset)
+    end = len(plan.data) if end < 0 else end + 1
+    if data[:end] != plan.data[:end]:
+        return None, False
+    return replace(plan, data=data, identity=identity), True
 
 
 def _line_span(data: bytes, line: int) -> tuple[int, int]:
@@ -585,13 +630,21 @@ def set_task_sha_bytes(data: bytes, task: Task, sha: str) -> bytes:
 def write_plan_edit(path: Path, edit, *, phase_number: int | None = None,
                     key: TaskKey | None = None) -> Plan:
     """Re-read plan.md, apply ``edit(data, phase_or_task)`` to a phase (by number) or a
-    task (by key) and write atomically. The caller holds the lock."""
-    plan = read_plan(path)
-    target = plan.phase(phase_number) if phase_number is not None else plan.by_key(key)
-    if target is None:
-        raise TaskNotFound("the task is no longer in the plan (the file changed meanwhile)",
-                           path=path, hint="re-run the command; it re-reads plan.md")
-    new_data = edit(plan.data, target)
-    if new_data != plan.data:
-        atomic_write_bytes(path, new_data)
-    return parse_plan(new_data, path)
+    task (by key) and write atomically, again on the new bytes when the file changed
+    meanwhile (an editor's save). The caller holds the lock."""
+    for _attempt in range(WRITE_ATTEMPTS):
+        plan = read_plan(path)
+        target = plan.phase(phase_number) if phase_number is not None else plan.by_key(key)
+        if target is None:
+            raise TaskNotFound("the task is no longer in the plan (the file changed meanwhile)",
+                               path=path, hint="re-run the command; it re-reads plan.md")
+        new_data = edit(plan.data, target)
+        if new_data == plan.data:
+            return plan
+        try:
+            write_checked(path, new_data, plan.identity)
+        except FileChanged:
+            retry_pause()
+            continue
+        return parse_plan(new_data, path)
+    raise kept_changing(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceFormatError
-from .files import atomic_write_bytes
+from .files import edit_file
 
 FILE_NAME = "test_runs.json"
 
@@ -52,8 +52,12 @@ def read_runs(path: Path) -> TestRuns:
     path = Path(path)
     if not path.exists():
         return TestRuns(path, [])
+    return _parse_runs(path.read_bytes(), path)
+
+
+def _parse_runs(raw: bytes, path: Path) -> TestRuns:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WorkspaceFormatError(f"cannot read the test-run log: {exc}", path=path,
                                    line=getattr(exc, "lineno", None),
@@ -65,7 +69,13 @@ def read_runs(path: Path) -> TestRuns:
 
 def append_run(path: Path, record: dict[str, Any]) -> TestRuns:
     """Append one run (caller holds the lock)."""
-    runs = read_runs(path)
-    records = [*runs.records, record]
-    atomic_write_bytes(path, (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    path = Path(path)
+    records: list[dict[str, Any]] = []
+
+    def append(raw: bytes | None) -> bytes:
+        nonlocal records
+        records = [*(_parse_runs(raw, path).records if raw is not None else []), record]
+        return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    edit_file(path, append)
     return TestRuns(path, records)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .files import atomic_write_bytes
+from .files import edit_file
 from .plan import decode_markdown
 from .problems import Problem
 from .status import (
@@ -312,17 +312,18 @@ def _status_cell_edits(cell: Cell, status: str) -> list[tuple[int, int, str]]:
 
 def update_track(path: Path, storage_id: str, *, status: str | None = None,
                  updated: datetime | None = None) -> bool:
-    """Re-read tracks.md and update one row in place (caller holds the lock).
+    """Re-read tracks.md and update one row in place (caller holds the lock), again on the
+    new bytes when another writer replaced it meanwhile.
 
     Returns whether the file changed; a component without a row changes nothing.
     """
     path = Path(path)
     if not path.exists():
         return False
-    data = path.read_bytes()
-    new = edited_tracks_bytes(data, path, storage_id, status=status, updated=updated)
-    if new != data:
-        atomic_write_bytes(path, new)
-        return True
-    return False
 
+    def edit(data: bytes | None) -> bytes | None:
+        if data is None:
+            return None
+        return edited_tracks_bytes(data, path, storage_id, status=status, updated=updated)
+
+    return edit_file(path, edit) is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceFormatError
-from .files import atomic_write_bytes
+from .files import edit_file
 from .plan import Phase, Plan, _fold
 
 FILE_NAME = "verification.json"
@@ -52,8 +52,12 @@ def read_log(path: Path) -> VerificationLog:
     path = Path(path)
     if not path.exists():
         return VerificationLog(path, [])
+    return _parse_log(path.read_bytes(), path)
+
+
+def _parse_log(raw: bytes, path: Path) -> VerificationLog:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise WorkspaceFormatError(f"cannot read the verification log: {exc}", path=path, line=line,
@@ -67,8 +71,13 @@ def read_log(path: Path) -> VerificationLog:
 
 def append_record(path: Path, record: dict[str, Any]) -> VerificationLog:
     """Append one record (caller holds the lock); earlier records are never rewritten."""
-    log = read_log(path)
-    records = [*log.records, record]
-    text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    path = Path(path)
+    records: list[dict[str, Any]] = []
+
+    def append(raw: bytes | None) -> bytes:
+        nonlocal records
+        records = [*(_parse_log(raw, path).records if raw is not None else []), record]
+        return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    edit_file(path, append)
     return VerificationLog(path, records)

@@ -28,6 +28,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConductorError
+
 TEMP_MARK = "conductor-tmp"
 TEMP_RE = re.compile(r"^\.(?P<name>.+)\.conductor-tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
 #: the pattern as users read it (README, lint messages, .gitignore)
@@ -222,8 +224,6 @@ def decode_utf8(data: bytes, name: Path | str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        from .errors import ConductorError
-
         line = data[: exc.start].count(b"\n") + 1
         raise ConductorError(f"not valid UTF-8 (byte {exc.start})", path=name, line=line,
                              hint="save the file as UTF-8") from None

@@ -29,12 +29,13 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
     """The component's backups (``--to DIR`` for another folder)."""
     from .engine.backup import Backups
 
+    engine = db.engine  # a bad URL fails here, before anything is written
     if to:
         folder = Path(to)
     else:
         folder = db.component.dir / BACKUPS_FOLDER
         ensure_gitignore(db.component.dir, (f"{BACKUPS_FOLDER}/",))
-    return Backups(folder, db.engine)
+    return Backups(folder, engine)
 
 
 def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:

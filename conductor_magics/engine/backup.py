@@ -642,7 +642,7 @@ class _PgProcess:
 
     def __init__(self, argv: list[str], url: URL, bar: _Bar, marker: str):
         # a private folder (0700) for the sslpassword service file, removed when the tool ends
-        self.private = Path(tempfile.mkdtemp(prefix="conductor-pg-"))
+        self.private = Path(tempfile.mkdtemp(prefix="conductor-pgtool-"))
         try:
             _, extra_env = pg_tool_connection(url, self.private)
             self.url = url

@@ -85,5 +85,11 @@ class DatabaseError(ConductorError):
     exit_code = 1
 
 
+class BadDatabaseURL(DatabaseError):
+    """A database URL that cannot be parsed (bad input: nothing was tried or changed)."""
+
+    exit_code = 2
+
+
 class UnsupportedByDialect(ConductorError):
     """The connected dialect cannot do this step; the message says which and why."""

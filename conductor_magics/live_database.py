@@ -177,9 +177,10 @@ class LiveDatabase:
     def migrations(self):
         from .engine.migrations import Migrations
 
+        engine = self.engine  # a bad URL fails here, before anything is written
         # Alembic imports revision files, which leaves __pycache__/ in versions/.
         ensure_gitignore(self.component.dir, ("__pycache__/",))
-        return Migrations(self.migrations_folder, self.engine)
+        return Migrations(self.migrations_folder, engine)
 
     def migrate(self, action: str, target: str | None = None, message: str | None = None,
                 empty: bool = False) -> StepResult:

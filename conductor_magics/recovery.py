@@ -30,6 +30,7 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
     """The component's backups (``--to DIR`` for another folder)."""
     from .engine.backup import Backups
 
+    engine = db.engine  # a bad URL fails here, before anything is written
     folder = Path(to) if to else db.component.dir / BACKUPS_FOLDER
     if os.path.lexists(folder) and not folder.is_dir():
         raise ConductorError(f"the backups folder {folder} exists and is not a folder",
@@ -37,7 +38,7 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
                                    else "move that file away") + "; nothing was changed")
     if not to:
         ensure_gitignore(db.component.dir, (f"{BACKUPS_FOLDER}/",))
-    return Backups(folder, db.engine)
+    return Backups(folder, engine)
 
 
 def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:

@@ -64,10 +64,12 @@ writes; after three restarts it falls back to one step, so a busy database still
 - DuckDB: existing tables, views and sequences are dropped and ``IMPORT DATABASE`` runs,
   in one transaction.
 
-**Passwords.** ``pg_dump``/``pg_restore`` get host, port, user and database as a libpq
-connection string argument; the password only through the ``PGPASSWORD`` variable of the
-subprocess environment. Their stderr is scrubbed before it reaches any message, and
-manifests hold the URL with the password masked.
+**Passwords.** ``pg_dump``/``pg_restore`` get host, port, user, database and options as a
+libpq connection string argument, never a credential: the password (in the URL's userinfo or
+its ``password=`` parameter) only through ``PGPASSWORD``, a ``passfile`` through
+``PGPASSFILE``, an ``sslpassword`` through a private service file (see pg_tool_connection).
+Their stderr is scrubbed before it reaches any message, and manifests hold the URL with every
+credential masked.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import URL, Connection, Engine, inspect, make_url, text
+from sqlalchemy import URL, Connection, Engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
@@ -106,7 +108,16 @@ from ..fsio import (
     temp_path_for,
 )
 from .checks import FAIL, PASS, SKIP, CheckContext, CheckResult
-from .connection import connection_of, first_line, make_engine, mask, scrub
+from .connection import (
+    SECRET_KEYS,
+    connection_of,
+    first_line,
+    libpq_params,
+    libpq_quote,
+    make_engine,
+    mask,
+    scrub,
+)
 from .fingerprint import fingerprint
 from .scratch import scratch_engine
 
@@ -614,30 +625,42 @@ def last_migration_at(bind: Engine | Connection) -> datetime | None:
     return max(stamps, default=None)
 
 
-def pg_tool_connection(url: URL | str) -> tuple[str, dict[str, str]]:
+#: the service name pg_dump / pg_restore find an ``sslpassword`` under (see pg_tool_connection)
+PG_SERVICE = "conductor"
+
+
+def pg_tool_connection(url: URL | str, service_folder: Path | None = None) -> tuple[str, dict[str, str]]:
     """(``--dbname`` argument, environment additions) for pg_dump / pg_restore.
 
-    The argument is a libpq connection string with host, port, user, database and the URL's
-    query options, never the password; the password goes into ``PGPASSWORD`` only.
+    The argument is a libpq connection string with every parameter the URL connects with
+    (host, port, user, database, query options, a ``dbname`` DSN or URI expanded) except the
+    credentials, which never go on a command line (process lists show it): the password
+    (userinfo or ``password=``) goes into ``PGPASSWORD``, a ``passfile`` into ``PGPASSFILE``,
+    and an ``sslpassword``, which libpq reads from no variable, into a service file (mode
+    0600) in ``service_folder``, named by ``PGSERVICEFILE`` (the argument says ``service=``).
     """
-    parsed = make_url(url) if isinstance(url, str) else url
-    parts: dict[str, str] = {}
-    for key, value in (("host", parsed.host), ("port", parsed.port), ("user", parsed.username),
-                       ("dbname", parsed.database)):
-        if value not in (None, ""):
-            parts[key] = str(value)
-    for key, value in parsed.query.items():
-        if key != "password" and isinstance(value, str):
-            parts[key] = value
-    conninfo = " ".join(f"{key}={_libpq_quote(value)}" for key, value in parts.items())
-    env = {"PGPASSWORD": str(parsed.password)} if parsed.password else {}
+    params = libpq_params(url)
+    secret = {key: params.pop(key) for key in list(params) if key in SECRET_KEYS}
+    env: dict[str, str] = {}
+    if secret.get("password"):
+        env["PGPASSWORD"] = secret["password"]
+    if secret.get("passfile"):
+        env["PGPASSFILE"] = secret["passfile"]
+    if secret.get("sslpassword"):
+        if "service" in params:
+            raise UnsupportedByDialect(
+                "pg_dump/pg_restore cannot get both the URL's service and its sslpassword "
+                "without putting the sslpassword on their command line",
+                hint="put the sslpassword into that service's entry in pg_service.conf instead")
+        params["service"] = PG_SERVICE
+        if service_folder is not None:
+            path = Path(service_folder) / "pg_service.conf"
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(f"[{PG_SERVICE}]\nsslpassword={secret['sslpassword']}\n")
+            env["PGSERVICEFILE"] = str(path)
+    conninfo = " ".join(f"{key}={libpq_quote(value)}" for key, value in params.items())
     return conninfo, env
-
-
-def _libpq_quote(value: str) -> str:
-    if value and not re.search(r"[\s'\\]", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass(frozen=True)
@@ -685,13 +708,19 @@ class _PgProcess:
     """pg_dump / pg_restore running with a scrubbed-stderr reader that drives a progress bar."""
 
     def __init__(self, argv: list[str], url: URL, bar: _Bar, marker: str):
-        _, extra_env = pg_tool_connection(url)
-        self.url = url
-        self.tool = Path(argv[0]).name
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(argv, env={**os.environ, **extra_env}, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        errors="replace")
+        # a private folder (0700) for the sslpassword service file, removed when the tool ends
+        self.private = Path(tempfile.mkdtemp(prefix="conductor-pgtool-"))
+        try:
+            _, extra_env = pg_tool_connection(url, self.private)
+            self.url = url
+            self.tool = Path(argv[0]).name
+            self.lines: list[str] = []
+            self.process = subprocess.Popen(argv, env={**os.environ, **extra_env}, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                            errors="replace")
+        except BaseException:
+            shutil.rmtree(self.private, ignore_errors=True)
+            raise
         self._reader = threading.Thread(target=self._read, args=(bar, marker), daemon=True)
         self._reader.start()
 
@@ -707,6 +736,7 @@ class _PgProcess:
         """Wait for the tool; raise DatabaseError with its scrubbed error lines if it failed."""
         code = self.process.wait()
         self._reader.join()
+        shutil.rmtree(self.private, ignore_errors=True)
         if code != 0:
             errors = [line for line in self.lines if "error" in line.lower()] or self.lines[-3:]
             reason = scrub(" | ".join(errors[:3]) or f"exit status {code}", self.url)
@@ -719,6 +749,7 @@ class _PgProcess:
             self.process.kill()
         self.process.wait()
         self._reader.join()
+        shutil.rmtree(self.private, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- engine strategies

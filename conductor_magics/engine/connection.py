@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, quote_plus, unquote
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from ..errors import DatabaseError, UnsupportedByDialect
+from ..errors import BadDatabaseURL, DatabaseError, UnsupportedByDialect
 
 URL_ENV = "CONDUCTOR_DATABASE_URL"
 EMBEDDED_FILE = "dev.sqlite"
@@ -47,27 +49,214 @@ class Connected:
                 "transactional_ddl": has_transactional_ddl(self.engine)}
 
 
-def mask(url: str | URL) -> str:
-    """The URL with its password shown as ``***``."""
+# --------------------------------------------------------------------------- credentials
+#
+# Every form SQLAlchemy or libpq accepts a secret in: the URL's userinfo password (also with
+# an unencoded ``@``, ``:`` or ``%`` in it), the ``password``/``sslpassword``/``passfile``
+# query parameters (any case), libpq keyword/value strings (``host=h password='a b'``) and
+# ``postgresql://`` URIs, also nested in a ``dbname`` (libpq expands a dbname holding ``=``
+# or a URI). ``mask`` is the one function that shows a URL; ``scrub`` the one that cleans
+# free text (driver and pg_dump messages). Both only ever hide more, never less.
+
+MASK = "***"
+#: keys whose value is a credential (compared in lower case: be lenient)
+SECRET_KEYS = frozenset({"password", "sslpassword", "passfile", "pgpassword", "pgpassfile"})
+#: stands in for a masked value while SQLAlchemy renders (it percent-encodes "***")
+_PLACEHOLDER = "CONDUCTORMASKEDVALUE"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_KEY_VALUE = re.compile(
+    r"(?i)(?<![\w\-])(?P<key>(?:pg)?(?:ssl)?password|(?:pg)?passfile)(?P<sep>\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S*)")
+_DICT_ITEM = re.compile(
+    r"(?i)(?P<q>['\"])(?P<key>(?:ssl)?password|passfile)(?P=q)(?P<sep>\s*:\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,}]*)")
+
+
+def _split_userinfo(text: str) -> tuple[str, str, str, str] | None:
+    """(``scheme://``, user, raw password, ``@host…``) of a URL with a userinfo password.
+
+    The password ends at the last ``@`` before the first ``?`` that follows its first
+    ``@``, so an unencoded ``@`` in it (``app:pa@ss@host``) stays in the password while
+    an ``@`` in a query value does not move the host.
+    """
+    found = _SCHEME.match(text)
+    if not found:
+        return None
+    start = found.end()
+    user = re.match(r"[^:/@?#\s]*", text[start:]).group(0)
+    colon = start + len(user)
+    if colon >= len(text) or text[colon] != ":":
+        return None
+    first_at = text.find("@", colon)
+    if first_at < 0:
+        return None
+    query = text.find("?", first_at)
+    at = text.rfind("@", first_at, query if query >= 0 else len(text))
+    return text[:start], user, text[colon + 1:at], text[at:]
+
+
+def _mask_patterns(text: str, token: str = MASK) -> str:
+    """``text`` with URL userinfo passwords, ``key=value`` secrets (DSN or query string,
+    quoted or not) and ``'password': '…'`` items replaced by ``token``."""
+    def one_url(found: re.Match) -> str:
+        url = found.group(0)
+        if token == MASK and "?" in url:
+            # query parameters, a nested dbname: the structured mask sees them decoded
+            with contextlib.suppress(ArgumentError, ValueError, BadDatabaseURL):
+                parsed = _parse(url)
+                if url_secrets(parsed):
+                    return mask(parsed)
+        split = _split_userinfo(url)
+        if split:
+            scheme, user, _, rest = split
+            url = f"{scheme}{user}:{token}{rest}"
+        return url
+
+    def key_value(found: re.Match) -> str:
+        value = found.group("value")
+        before = found.string[found.start() - 1] if found.start() else ""
+        tail = ""
+        if before and before in "?&;" and not value.startswith(("'", '"')):
+            # a query string: the value ends at the next parameter
+            value, amp, rest = value.partition("&")
+            tail = _KEY_VALUE.sub(key_value, amp + rest)
+        return f"{found.group('key')}{found.group('sep')}{token if value else ''}{tail}"
+
+    text = re.sub(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*", one_url, text)
+    # user:password@host without a scheme (a URL typed without it)
+    text = re.sub(r"(?<![\w/:.@%+\-])([\w.\-]+):(?!//)[^\s'\"]+@(?=[\w\[])", rf"\1:{token}@", text)
+    text = _KEY_VALUE.sub(key_value, text)
+    return _DICT_ITEM.sub(lambda m: f"{m.group('q')}{m.group('key')}{m.group('q')}{m.group('sep')}"
+                                    f"'{token}'", text)
+
+
+def _parse(text: str) -> URL:
+    split = _split_userinfo(text)
+    if split and "@" in split[2]:
+        # SQLAlchemy would end the password at its first "@" (and show the rest as host)
+        scheme, user, password, rest = split
+        text = f"{scheme}{user}:{quote(unquote(password), safe='')}{rest}"
+    return make_url(text)
+
+
+def parse_url(url: str | URL) -> URL:
+    """``url`` as a SQLAlchemy URL, leniently: an unencoded ``@`` in the password stays in
+    the password. Raises BadDatabaseURL (one line, masked) for what cannot be parsed."""
+    if isinstance(url, URL):
+        return url
+    text = str(url)
     try:
-        parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", str(url))
-    return parsed.render_as_string(hide_password=True)
+        return _parse(text)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        port = re.search(r"invalid literal for int\(\) with base 10: '(.*)'", str(exc))
+        reason = (f"port '{port.group(1)}' is not a number" if port
+                  else "a libpq connection string, not a URL" if parse_conninfo(text) else "cannot parse it")
+        raise BadDatabaseURL(f"not a database URL ({reason}): {_mask_patterns(str(url))}",
+                             hint="e.g. postgresql+psycopg://user:password@host:5432/db "
+                                  "(percent-encode @ : / ? in the password) or sqlite:///file.db") from None
+
+
+def mask(url: str | URL) -> str:
+    """The one way a URL is shown or written: every credential (userinfo password,
+    ``password``/``sslpassword``/``passfile`` parameters, secrets in a nested ``dbname``
+    DSN or URI) as ``***``. Text that is no URL gets :func:`scrub`'s patterns."""
+    try:
+        parsed = parse_url(url)
+    except BadDatabaseURL:
+        return _mask_patterns(str(url))
+    query: dict[str, str | tuple[str, ...]] = {}
+    for key, value in parsed.query.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if key.lower() in SECRET_KEYS:
+            values = tuple(_PLACEHOLDER for _ in values)
+        else:
+            values = tuple(_mask_patterns(v, _PLACEHOLDER) for v in values)
+        query[key] = values if isinstance(value, tuple) else values[0]
+    database = parsed.database and _mask_patterns(parsed.database, _PLACEHOLDER)
+    shown = parsed.set(database=database, query=query).render_as_string(hide_password=True)
+    return shown.replace(_PLACEHOLDER, MASK)
+
+
+def url_secrets(url: str | URL) -> list[str]:
+    """Every credential value ``url`` holds (password, ``sslpassword``, ``passfile``, in
+    the userinfo, the query or a nested ``dbname``), for :func:`scrub`."""
+    try:
+        parsed = parse_url(url)
+    except BadDatabaseURL:
+        split = _split_userinfo(str(url))
+        found = [split[2], unquote(split[2])] if split else []
+        return found + [v for k, v in parse_conninfo(str(url)).items() if k in SECRET_KEYS]
+    found = [v for k, v in libpq_params(parsed).items() if k in SECRET_KEYS and v]
+    for key, value in parsed.query.items():  # repeated parameters: every value
+        if key.lower() in SECRET_KEYS:
+            found += list(value) if isinstance(value, tuple) else [value]
+    return found
 
 
 def scrub(text: str, *urls: str | URL | None) -> str:
-    """``text`` with every password of ``urls`` (and any ``user:pw@`` in URLs) replaced."""
+    """The one cleaner of free text (driver errors, pg_dump output, statements): every
+    secret of ``urls`` (as given, percent- and form-encoded, quoted) and anything shaped
+    like a credential (``user:pw@`` in a URL, ``password=…``, ``'password': …``) replaced
+    by ``***``."""
+    text = str(text)
+    secrets: set[str] = set()
     for url in urls:
         if url is None:
             continue
+        for secret in url_secrets(url):
+            secrets |= {secret, quote(secret, safe=""), quote_plus(secret), quote(secret),
+                        libpq_quote(secret)}
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _mask_patterns(text)
+
+
+# --------------------------------------------------------------------------- libpq parameters
+
+
+def libpq_quote(value: str) -> str:
+    """A libpq keyword/value string value, quoted when it must be."""
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_conninfo(text: str) -> dict[str, str]:
+    """A libpq connection string (``host=h password='a b'``) or ``postgresql://`` URI as a
+    dict (keys lower-cased); {} for text that is neither."""
+    if re.match(r"postgres(?:ql)?://", text):
         try:
-            password = (make_url(url) if isinstance(url, str) else url).password
-        except ArgumentError:
-            password = None
-        if password:
-            text = text.replace(str(password), "***")
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+            return libpq_params(parse_url("postgresql://" + text.split("://", 1)[1]))
+        except BadDatabaseURL:
+            return {}
+    params: dict[str, str] = {}
+    for found in re.finditer(r"([A-Za-z_]\w*)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)", text):
+        value = found.group(2)
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[found.group(1).lower()] = value
+    return params
+
+
+def libpq_params(url: str | URL) -> dict[str, str]:
+    """The libpq parameters a PostgreSQL URL connects with, credentials included: host,
+    port, user, password and dbname, the query's parameters (keys lower-cased; the last of
+    repeated ones, as libpq takes), and a ``dbname`` holding a connection string or URI
+    expanded (pg_dump would expand it; the URL's own parameters win)."""
+    parsed = parse_url(url)
+    params: dict[str, str] = {}
+    for key, value in (("host", parsed.host), ("port", parsed.port), ("user", parsed.username),
+                       ("password", parsed.password), ("dbname", parsed.database)):
+        if value not in (None, ""):
+            params[key] = str(value)
+    for key, value in parsed.query.items():
+        params[key.lower()] = value[-1] if isinstance(value, tuple) else value
+    dbname = params.get("dbname", "")
+    if "=" in dbname or re.match(r"postgres(?:ql)?://", dbname):
+        expanded = parse_conninfo(dbname)
+        del params["dbname"]
+        params = {**expanded, **params}
+    return params
 
 
 def resolve_url(url: str | None, embedded: Path | None) -> tuple[str, str]:
@@ -102,6 +291,47 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+#: pip requirement of a driver module (the module name when it is not here)
+DRIVER_PACKAGES = {
+    "psycopg": "pip install 'conductor-magics[postgres]' (psycopg[binary])",
+    "psycopg2": "pip install psycopg2-binary",
+    "pg8000": "pip install pg8000",
+    "asyncpg": "pip install asyncpg",
+    "MySQLdb": "pip install mysqlclient (or pip install pymysql and a mysql+pymysql:// URL)",
+    "pymysql": "pip install pymysql",
+    "mysql": "pip install mysql-connector-python",
+    "mariadb": "pip install mariadb",
+    "asyncmy": "pip install asyncmy",
+    "aiomysql": "pip install aiomysql",
+    "duckdb": "pip install 'conductor-magics[duckdb]'",
+    "duckdb_engine": "pip install 'conductor-magics[duckdb]'",
+    "pyodbc": "pip install pyodbc",
+    "pymssql": "pip install pymssql",
+    "oracledb": "pip install oracledb",
+    "cx_Oracle": "pip install cx_Oracle",
+}
+#: pip requirement of a dialect SQLAlchemy does not ship
+DIALECT_PACKAGES = {
+    "duckdb": "pip install 'conductor-magics[duckdb]'",
+    "snowflake": "pip install snowflake-sqlalchemy",
+    "cockroachdb": "pip install sqlalchemy-cockroachdb",
+    "clickhouse": "pip install clickhouse-sqlalchemy",
+}
+
+
+def install_hint(drivername: str, module: str | None = None) -> str:
+    """What to install for ``dialect+driver`` (``module``: the import that failed)."""
+    top = (module or "").split(".")[0]
+    if top in DRIVER_PACKAGES:
+        return DRIVER_PACKAGES[top]
+    dialect = drivername.split("+")[0]
+    if not module and dialect in DIALECT_PACKAGES:
+        return DIALECT_PACKAGES[dialect]
+    if top:
+        return f"pip install {top} (the {drivername} driver)"
+    return f"the package that provides the SQLAlchemy dialect '{drivername}'"
+
+
 def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs) -> Engine:
     """An Engine for ``url`` with the tool's per-dialect set-up.
 
@@ -109,18 +339,18 @@ def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs) -
     tables, such as Alembic batch migrations; PRAGMA foreign_keys cannot change inside a
     transaction) and real transactions, so DDL is transactional and SAVEPOINTs work.
     """
+    parsed = parse_url(url)
     try:
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except NoSuchModuleError as exc:
-        raise UnsupportedByDialect(f"no SQLAlchemy dialect for {mask(url)}: {exc}",
-                                   hint="install the dialect's package (e.g. pip install "
-                                        "'conductor-magics[postgres]' or '[duckdb]')") from None
+        raise UnsupportedByDialect(f"no SQLAlchemy dialect for {mask(parsed)}: {scrub(str(exc), parsed)}",
+                                   hint=f"install it: {install_hint(parsed.drivername)}") from None
     except ArgumentError as exc:
-        raise DatabaseError(f"not a database URL: {scrub(str(exc), str(url))}",
-                            hint="e.g. postgresql+psycopg://user@host/db or sqlite:///file.db") from None
+        raise BadDatabaseURL(f"not a database URL: {first_line(scrub(str(exc), parsed))}",
+                             hint="e.g. postgresql+psycopg://user@host/db or sqlite:///file.db") from None
     except ModuleNotFoundError as exc:
-        raise UnsupportedByDialect(f"the driver for {mask(url)} is not installed ({exc.name})",
-                                   hint="install it, e.g. pip install 'psycopg[binary]'") from None
+        raise UnsupportedByDialect(f"the driver for {mask(parsed)} is not installed ({exc.name})",
+                                   hint=f"install it: {install_hint(parsed.drivername, exc.name)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect(sqlite_foreign_keys))
         event.listen(engine, "begin", _sqlite_begin)

@@ -124,9 +124,15 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     database.add_argument("--id", dest="component", metavar="ID", help="component id (default: the active one)")
     body = ConductorArgumentParser(add_help=False)
     body.add_argument("--file", metavar="F", help="read the cell body from F ('-' for stdin)")
+    timed = ConductorArgumentParser(add_help=False)
+    timed.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                       help="stop any statement that runs longer, roll back and exit 1 (default: "
+                            "$CONDUCTOR_STATEMENT_TIMEOUT, else 300; 0 = no limit)")
 
     def add_db(name: str, help_: str, with_body: bool = False) -> argparse.ArgumentParser:
         parents = [common, database, body] if with_body else [common, database]
+        if name in TIMED_COMMANDS:
+            parents.append(timed)
         return sub.add_parser(name, help=help_, description=help_, parents=parents)
 
     p = add_db("connect", "connect to the component's database and say which (password masked)")
@@ -235,6 +241,19 @@ ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "c
 SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
 #: commands whose cell body (or --file) is their input
 BODY_COMMANDS = ("schema", "sql", "txn", "query", "bench")
+#: commands whose statements are bounded by --timeout
+TIMED_COMMANDS = ("sql", "txn", "query", "bench", "advise", "seed")
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``'s type: seconds, 0 or more (0 = no limit)."""
+    from .engine.timeouts import parse_seconds
+
+    try:
+        return parse_seconds(text)
+    except ConductorError as exc:
+        raise argparse.ArgumentTypeError(f"expected seconds, 0 or more (0 = no limit), "
+                                         f"got {text!r}") from exc
 
 
 @dataclass
@@ -303,18 +322,22 @@ def run_python_file(body: str, filename: str) -> bool:
 
 def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
         engine: Any = None, namespace: dict | None = None,
-        execute: Callable[[str], bool] | None = None, progress: Any = None) -> Any:
+        execute: Callable[[str], bool] | None = None, progress: Any = None,
+        timeout: float | None = None) -> Any:
     """Carry out one parsed command; returns the session's (or live database's) result.
 
     ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
     when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells;
     ``execute(body) -> succeeded`` runs task and test cells (the kernel's own runner in a
     notebook; a plain ``exec`` of ``--file`` in a shell); ``progress`` is a tqdm-compatible
-    factory for long steps (seeding, benchmarks, backups).
+    factory for long steps (seeding, benchmarks, backups); ``timeout`` is the edge's
+    configured statement timeout (``%config Conductor.statement_timeout``), which
+    ``--timeout`` overrides.
     """
     a = inv.args
     if inv.command in ENGINE_COMMANDS:
-        return run_engine(inv, session, read_body(inv, body), url, engine, namespace, progress)
+        return run_engine(inv, session, read_body(inv, body), url, engine, namespace, progress,
+                          timeout)
     if inv.command in ("task", "test"):
         body = read_body(inv, body)
         execute = execute or (lambda code: run_python_file(code, getattr(a, "file", None) or "<cell>"))
@@ -367,7 +390,8 @@ def _run_test(a: argparse.Namespace, session: Session, body: str | None,
 
 
 def run_engine(inv: Invocation, session: Session, body: str | None, url: str | None,
-               engine: Any, namespace: dict | None, progress: Any = None) -> Any:
+               engine: Any, namespace: dict | None, progress: Any = None,
+               timeout: float | None = None) -> Any:
     a = inv.args
     command = inv.command
     if command in ("sql", "txn") and not (body or "").strip():
@@ -384,8 +408,13 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
             component = component or words.pop(0)
         if words:
             raise BadArguments(f"unexpected words after schema {action}: {' '.join(words)}")
+    if command in TIMED_COMMANDS:  # resolved now: a bad $CONDUCTOR_STATEMENT_TIMEOUT is exit 2
+        from .engine.timeouts import resolve_timeout
+
+        timeout = resolve_timeout(a.timeout if a.timeout is not None else timeout)
     db = session.database(component, url=explicit or url, engine=None if explicit else engine,
                           progress=progress)
+    db.timeout = timeout
     try:
         return _dispatch_engine(inv, db, body, action, namespace)
     except Exception as exc:

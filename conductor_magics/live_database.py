@@ -92,6 +92,9 @@ class LiveDatabase:
         self._url = url
         #: a tqdm-compatible factory for long steps (seeding, benchmarks, backups), or None
         self.progress = progress
+        #: seconds each statement of sql, txn, query, bench, advise and seed may run
+        #: (None: $CONDUCTOR_STATEMENT_TIMEOUT, else 300; 0: no limit)
+        self.timeout: float | None = None
         self._connected: Connected | None = Connected(engine, "jupysql") if engine is not None else None
 
     # -- connection --------------------------------------------------------------------
@@ -241,7 +244,7 @@ class LiveDatabase:
     def sql(self, body: str) -> StepResult:
         from .engine.sqlrun import run_sql
 
-        result = run_sql(self.engine, body)
+        result = run_sql(self.engine, body, timeout=self.timeout)
         frames = [("result", result.frame)] if result.frame is not None else []
         return StepResult(result.to_text().splitlines()[0] if result.to_text() else "ok",
                           result.to_json(), frames)
@@ -250,7 +253,8 @@ class LiveDatabase:
             namespace: dict | None = None) -> StepResult:
         from .engine.sqlrun import run_transaction
 
-        result = run_transaction(self.engine, body, isolation=isolation, python=python, namespace=namespace)
+        result = run_transaction(self.engine, body, isolation=isolation, python=python,
+                                 namespace=namespace, timeout=self.timeout)
         frames = [("result", result.frame)] if result.frame is not None else []
         return StepResult(result.to_text().splitlines()[0], result.to_json(), frames)
 

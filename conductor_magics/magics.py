@@ -13,7 +13,7 @@ from IPython.core.completer import CompletionContext, SimpleCompletion, context_
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
-from traitlets import Bool, Unicode
+from traitlets import Bool, Float, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .commands import SUBCOMMANDS, BadArguments, ParserExit, build_parser, complete, parse, run
@@ -37,6 +37,18 @@ class Conductor(Configurable):
     user = Unicode(None, allow_none=True, config=True,
                    help="Name recorded on verifications (default: git user.name, else the OS user).")
     rich = Bool(True, config=True, help="Show HTML/Markdown output; False shows plain text.")
+    statement_timeout = Float(None, allow_none=True, config=True,
+                              help="Seconds any statement of sql, txn, query, bench, advise and "
+                                   "seed may run before it is stopped and rolled back (default: "
+                                   "$CONDUCTOR_STATEMENT_TIMEOUT, else 300; 0 = no limit; "
+                                   "--timeout overrides it).")
+
+    @validate("statement_timeout")
+    def _valid_timeout(self, proposal):
+        value = proposal["value"]
+        if value is not None and not 0 <= value < float("inf"):
+            raise TraitError(f"statement_timeout takes seconds, 0 or more (0 = no limit), got {value}")
+        return value
 
 
 def _help_text() -> str:
@@ -78,7 +90,7 @@ class ConductorMagics(Magics):
                 self.url, self.engine = None, jupysql_engine()
             result = run(inv, session, body=cell, url=self.url, engine=self.engine,
                          namespace=self.shell.user_ns, execute=self._execute,
-                         progress=self._progress())
+                         progress=self._progress(), timeout=self.settings.statement_timeout)
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .engine.timeouts import StatementTimeout, statement_timeout
 from .engine.workload import Query, check_name, parse_workload, upsert
 from .errors import ConductorError, DatabaseError
 from .fsio import read_utf8
@@ -111,7 +112,8 @@ def bind(db: LiveDatabase, query: Query, given: dict[str, Any] | None = None,
     params = dict(query.params)
     params.update(given)
     if any(n not in params for n in names):
-        params = {**sample_parameters(db.engine, query.sql, seed=seed, given=params), **params}
+        params = {**sample_parameters(db.engine, query.sql, seed=seed, given=params,
+                                      timeout=db.timeout), **params}
     return Query(query.name, query.sql, query.source, {n: params[n] for n in names})
 
 
@@ -132,7 +134,9 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
                              hint="use one %%conductor query cell per query")
     query = bind(db, Query(name, sql, "cell"))
     try:
-        frame, seconds = run_once(db.engine, query)
+        frame, seconds = run_once(db.engine, query, db.timeout)
+    except StatementTimeout:
+        raise  # not a fault of the SQL: exit 1 with the timeout's own message
     except DatabaseError as exc:  # the cell is the user's input: exit 2, nothing recorded
         raise ConductorError(f"query {name} failed: {exc.message}",
                              hint=f"fix the SQL; nothing was recorded in {WORKLOAD_FILE}") from None
@@ -148,13 +152,15 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
                  [("result", frame.head(20))] if frame is not None else [])
 
 
-def run_once(engine, query: Query) -> tuple[pd.DataFrame | None, float]:
-    """Run a bound query in a transaction that is rolled back: its first rows and time."""
+def run_once(engine, query: Query, timeout: float | None = None) -> tuple[pd.DataFrame | None, float]:
+    """Run a bound query in a transaction that is rolled back: its first rows and time
+    (bounded by ``timeout`` seconds; None: the default, 0: no limit)."""
     from sqlalchemy import exc, text
 
     from .engine.connection import statement_error
 
-    with engine.connect() as conn, conn.begin() as txn:
+    with statement_timeout(engine, timeout, f"query {query.name}"), \
+            engine.connect() as conn, conn.begin() as txn:
         try:
             started = time.perf_counter()
             result = conn.execute(text(query.sql), query.params)
@@ -187,7 +193,7 @@ def seed(db: LiveDatabase, table: str | None, rows: int, seed_value: int = 0,
     if rows < 1:
         raise ConductorError(f"--rows must be at least 1, got {rows}")
     report = seed_report(db.engine, rows, [table] if table else None, seed_value, skew=skew,
-                         progress=db.progress)
+                         progress=db.progress, timeout=db.timeout)
     return StepResult(f"{db.component.id}: {report.summary}", report.to_json(), [("seeded", report.frame())])
 
 
@@ -214,7 +220,7 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
     query = bind(db, query, parse_params(params or []), seed=seed)
     result = benchmark(db.engine, query.sql, query.params, indexes=list(indexes), repeat=repeat,
                        warmup=warmup, analyze=analyze, seed=seed, progress=db.progress,
-                       name=query.name)
+                       name=query.name, timeout=db.timeout)
     record = result.to_json()
     record["component"] = db.component.id
     path = db.component.dir / BENCHMARKS_FILE
@@ -246,7 +252,7 @@ def advise(db: LiveDatabase, source: str | None = None, *, apply: bool = False,
         raise ConductorError(f"--apply needs a declared schema at {db.declared_path}",
                              hint="declare the schema first (%%conductor schema), then advise --apply")
     report = run_advisor(db.engine, queries, min_gain=min_gain, use_hypopg=use_hypopg, seed=seed,
-                         progress=db.progress)
+                         progress=db.progress, timeout=db.timeout)
     data = report.to_json()
     frames = [("recommendations", report.frame()), ("queries", report.queries_frame())]
     summary = f"{db.component.id}: {report.summary}"

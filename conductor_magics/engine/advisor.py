@@ -65,6 +65,7 @@ from sqlglot import exp
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from .connection import first_line, scrub
 from .stats import calibrate_loops
+from .timeouts import StatementTimeout, bounded, statement_timeout
 from .workload import Query, parse_query, sample_parameters, source_of, table_name, table_sources
 
 #: the default for ``min_gain``: a candidate must save this fraction of the workload cost,
@@ -662,10 +663,11 @@ class _SQLiteEvaluator(_Evaluator):
         cursor = self.db.cursor()
 
         def run(loops: int) -> float:
-            started = time.perf_counter()
-            for _ in range(loops):
-                cursor.execute(query.sql, query.params).fetchall()
-            return time.perf_counter() - started
+            with statement_timeout(self.db, what=f"query {query.name}"):  # bounded per run
+                started = time.perf_counter()
+                for _ in range(loops):
+                    cursor.execute(query.sql, query.params).fetchall()
+                return time.perf_counter() - started
 
         first = run(1)  # also warms the page cache and the statement cache
         loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=100_000)
@@ -1196,6 +1198,7 @@ def _bind(engine: Engine, query: Query, seed: int) -> tuple[str, dict[str, Any]]
         raise ConductorError(f"workload query {query.name}: {exc.message}", hint=exc.hint) from None
 
 
+@bounded()
 def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
            use_hypopg: bool | None = None, seed: int = 0,
            progress: Callable | None = None) -> AdviceReport:
@@ -1208,7 +1211,8 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
     be created (inside the rolled-back transaction), True requires it, False builds real
     indexes inside a transaction that is rolled back. Parameters a query's ``params`` do
     not bind get values drawn from the data (``seed``). ``progress`` is a tqdm-compatible
-    factory."""
+    factory. ``timeout`` (keyword, seconds; None: the default, 0: no limit) bounds each
+    statement, the scratch copy's timed runs included (see :func:`.timeouts.bounded`)."""
     if not 0 <= min_gain < 1:
         raise ConductorError(f"min_gain is a fraction between 0 and 1, got {min_gain}")
     started = time.perf_counter()
@@ -1225,6 +1229,8 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         try:
             sql, params = _bind(engine, query, seed)
             _explain_once(engine, sql, params)
+        except StatementTimeout:
+            raise  # the whole step stops: the user asked for the bound
         except ConductorError as exc:
             # A workload query that does not run here (a column the schema does not have yet,
             # a parameter that cannot be drawn) is reported, and the rest are still advised on.

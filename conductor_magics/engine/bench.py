@@ -68,6 +68,7 @@ from .connection import first_line, mask, scrub
 from .sample import RowGenerator, parent_values
 from .sqlrun import json_value
 from .stats import RatioInterval, Summary, calibrate_loops, ratio_interval, summarize
+from .timeouts import statement_timeout
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 BASELINE = "without"
@@ -871,7 +872,8 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
               indexes: Sequence[str] = (), repeat: int = 30, warmup: int = 3,
               analyze: bool = False, seed: int = 0, min_sample_seconds: float = 0.001,
               insert_rows: int = 500, progress: Progress | None = None,
-              name: str | None = None, clock: str = "auto") -> BenchResult:
+              name: str | None = None, clock: str = "auto",
+              timeout: float | None = None) -> BenchResult:
     """Time ``sql`` (``:name`` bind parameters from ``params``) without and with each
     candidate index DDL in ``indexes``, on the same data, and compare (see the module
     docstring for the method). The database is left as found: candidate indexes built
@@ -880,7 +882,8 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
     ``repeat`` timed samples per arm after ``warmup`` discarded blocks; ``analyze``
     (PostgreSQL) captures ``EXPLAIN (ANALYZE, BUFFERS)`` plans; ``insert_rows`` rows
     (0: skip) measure the insert slowdown; ``progress`` is a tqdm-compatible factory;
-    ``clock`` is "wall", "cpu" or "auto" (see ``choose_clock``)."""
+    ``clock`` is "wall", "cpu" or "auto" (see ``choose_clock``); each statement (each
+    sample) may run ``timeout`` seconds (None: the default, 0: no limit)."""
     dialect = engine.dialect.name
     if dialect not in SUPPORTED_DIALECTS:
         raise UnsupportedByDialect(
@@ -911,7 +914,7 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
         result.notes.append("SQLite has no EXPLAIN ANALYZE: the plans are EXPLAIN QUERY PLAN")
     harness: _Harness | None = None
     try:
-        with engine.connect() as conn:
+        with statement_timeout(engine, timeout, f"query {name}"), engine.connect() as conn:
             harness = _Harness(conn, query, candidates, clock_function)
             with harness.sqlite_cache_for_database() as result.sqlite_cache_kib:
                 _run(harness, result, repeat, warmup, analyze, seed, min_sample_seconds,

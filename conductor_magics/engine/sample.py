@@ -59,6 +59,7 @@ from sqlglot import exp
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from .connection import first_line, require_reflection, scrub
 from .fingerprint import TOOL_TABLES
+from .timeouts import statement_timeout
 
 _EPOCH = dt.datetime(2024, 1, 1, 9, 0, 0)
 _EPOCH64 = np.datetime64(_EPOCH, "us")
@@ -1003,7 +1004,8 @@ def seed(bind: Engine | Connection, rows: int = 20, tables: list[str] | None = N
 
 def seed_report(bind: Engine | Connection, rows: int = 20, tables: list[str] | None = None,
                 seed: int = 0, *, skew: float = 0.0, batch_size: int = 10_000,
-                progress: Callable[..., Any] | None = None, method: str = "auto") -> SeedReport:
+                progress: Callable[..., Any] | None = None, method: str = "auto",
+                timeout: float | None = None) -> SeedReport:
     """Insert ``rows`` generated rows into every user table (``tables=None``) or the named
     ones, parents first, and report rows, time and load path per table.
 
@@ -1021,6 +1023,7 @@ def seed_report(bind: Engine | Connection, rows: int = 20, tables: list[str] | N
     generated and sent at a time; ``progress`` is a tqdm-compatible factory called once
     with the total row count and updated per batch. ``method`` forces a load path
     ("executemany" on SQLite, "COPY" on PostgreSQL with psycopg 3, "sqlalchemy" anywhere).
+    Each statement may run ``timeout`` seconds (None: the default, 0: no limit).
     """
     if rows < 0:
         raise ConductorError(f"rows must be 0 or more, got {rows}")
@@ -1029,10 +1032,11 @@ def seed_report(bind: Engine | Connection, rows: int = 20, tables: list[str] | N
     if not skew >= 0:
         raise ConductorError(f"skew must be 0 (uniform) or more, got {skew}",
                              hint="1.0-2.0 gives a few very common values")
-    if isinstance(bind, Engine):
-        with bind.begin() as conn:
-            return _seed(conn, rows, tables, seed, skew, batch_size, progress, method)
-    return _seed(bind, rows, tables, seed, skew, batch_size, progress, method)
+    with statement_timeout(bind, timeout, "seeding"):
+        if isinstance(bind, Engine):
+            with bind.begin() as conn:
+                return _seed(conn, rows, tables, seed, skew, batch_size, progress, method)
+        return _seed(bind, rows, tables, seed, skew, batch_size, progress, method)
 
 
 def _seed(conn: Connection, rows: int, tables: list[str] | None, seed_value: int, skew: float,

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, exc
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from .connection import first_line, scrub, statement_error
 from .schema import split_statements
+from .timeouts import statement_timeout
 
 #: isolation levels a user may ask for (normalised spelling → SQLAlchemy's name)
 ISOLATION_LEVELS = {
@@ -184,13 +185,15 @@ def _run_statements(conn: Connection, statements: list[str]) -> tuple[pd.DataFra
     return frame, rowcount
 
 
-def run_sql(engine: Engine, sql: str) -> SqlResult:
+def run_sql(engine: Engine, sql: str, *, timeout: float | None = None) -> SqlResult:
     """Run the statements of ``sql`` in one transaction (commit at the end, roll back on the
-    first error); the last statement's rows come back as a DataFrame with the elapsed time."""
+    first error); the last statement's rows come back as a DataFrame with the elapsed time.
+    Each statement may run ``timeout`` seconds (None: the default, 0: no limit; see
+    :func:`~.timeouts.statement_timeout`)."""
     statements = _statements(sql, engine.dialect.name)
     started = time.perf_counter()
     try:
-        with engine.connect() as conn, conn.begin():
+        with statement_timeout(engine, timeout), engine.connect() as conn, conn.begin():
             frame, rowcount = _run_statements(conn, statements)
     except exc.DBAPIError as error:  # connecting or committing failed
         raise DatabaseError(f"the SQL batch failed: {first_line(scrub(str(error.orig), engine.url))}",
@@ -252,20 +255,21 @@ def _set_isolation(conn: Connection, level: str) -> Connection:
 
 
 def run_transaction(engine: Engine, body: str, *, isolation: str | None = None, python: bool = False,
-                    namespace: dict | None = None) -> TxnResult:
+                    namespace: dict | None = None, timeout: float | None = None) -> TxnResult:
     """Run ``body`` in one transaction: commit on success, roll back on any error.
 
     SQL bodies run statement by statement; Python bodies run with ``conn`` (the
     Connection inside the transaction), ``pd`` and ``namespace``; a DataFrame left in
     ``result`` comes back as the frame, and names the body assigns are copied back into
     ``namespace`` after a commit. ``isolation`` is verified against what the database
-    reports inside the transaction (PostgreSQL: ``SHOW transaction_isolation``).
+    reports inside the transaction (PostgreSQL: ``SHOW transaction_isolation``). Each
+    statement may run ``timeout`` seconds (None: the default, 0: no limit).
     """
     level = normalize_isolation(isolation) if isolation else None
     statements = None if python else _statements(body, engine.dialect.name)
     code = _compile(body) if python else None
     started = time.perf_counter()
-    with engine.connect() as base:
+    with statement_timeout(engine, timeout), engine.connect() as base:
         conn = _set_isolation(base, level) if level else base
         try:
             trans = conn.begin()

@@ -27,6 +27,7 @@ from sqlglot.tokens import TokenType
 
 from ..errors import ConductorError
 from .connection import connection_of
+from .timeouts import statement_timeout
 
 _NAME_LINE = re.compile(r"^[ \t]*--[ \t]*name[ \t]*:[ \t]*(?P<name>[A-Za-z_][\w.-]*)[ \t]*$", re.MULTILINE)
 _VALID_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
@@ -332,7 +333,8 @@ class _Sampler:
 
 
 def sample_parameters(bind: Engine | Connection, sql: str, *, seed: int = 0,
-                      given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      given: Mapping[str, Any] | None = None,
+                      timeout: float | None = None) -> dict[str, Any]:
     """Values for the ``:name`` parameters of ``sql``, drawn from the data.
 
     - ``col = :p``, ``col IN (:p)``, ``col LIKE :p`` (any expression of one table's
@@ -347,12 +349,14 @@ def sample_parameters(bind: Engine | Connection, sql: str, *, seed: int = 0,
 
     Aliases are resolved with sqlglot; a parameter that is compared with nothing
     resolvable, or whose table is empty, raises ConductorError naming it. Parameters in
-    ``given`` (bound by the user) are returned as given and not drawn."""
+    ``given`` (bound by the user) are returned as given and not drawn. Each drawing
+    statement may run ``timeout`` seconds (None: the default, 0: no limit)."""
     given = dict(given or {})
     names = parameters(sql)
     if all(name in given for name in names):
         return {name: given[name] for name in names}
-    with connection_of(bind) as conn:
+    with statement_timeout(bind, timeout, f"drawing parameters for `{_first_words(sql, 40)}`"), \
+            connection_of(bind) as conn:
         tree = parse_query(sql, conn.dialect.name)
         roles: dict[str, _Role] = {}
         for placeholder in tree.find_all(exp.Placeholder):

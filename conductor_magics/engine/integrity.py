@@ -12,7 +12,11 @@ whether the data already breaks what the declared schema intends.
   foreign_keys`` off — the tool's own engines turn it on).
 - :func:`data_checks` counts orphans per foreign key, duplicates on intended-unique
   columns and NULLs in intended NOT NULL columns, and lists constraints the declared
-  schema has but the live database lacks (or, on PostgreSQL, has ``NOT VALID``).
+  schema has but the live database lacks (or, on PostgreSQL, has ``NOT VALID``). A
+  declared constraint is matched by what it is (table, kind, columns, normalised
+  expression: :func:`normalize_check`), never by name: the scratch database names an
+  inline CHECK ``orders_status_check`` where a migration's convention says
+  ``ck_orders_status``. A name the declared schema gave itself is noted when it differs.
 - :func:`sqlite_checks` runs ``PRAGMA integrity_check`` and ``foreign_key_check``.
 - :func:`crud` inserts, reads, updates and deletes generated rows per table, timed,
   in a transaction that is always rolled back.
@@ -105,7 +109,8 @@ class Constraint:
     #: why the database has this constraint but SQLAlchemy's reflection did not return it,
     #: so it is neither probed nor checked (None: inventoried)
     not_inventoried: str | None = None
-    #: how the same not-inventoried constraint is recognised in another database
+    #: how the same unique key is recognised in another database whatever its name, when
+    #: its columns do not say it all (a not-inventoried SQLite key, an expression index)
     signature: tuple = ()
 
     def label(self) -> str:
@@ -206,7 +211,14 @@ def _collect(conn: Connection, metadata: MetaData) -> list[Constraint]:
             definition = f"UNIQUE INDEX {quote(index.name)} ({_quote_list(conn, cols) or 'expression'})"
             if where is not None:
                 definition += f" WHERE {where}"
-            found.append(Constraint(name, index.name, UNIQUE, cols, definition, partial=partial))
+            signature = ()
+            if partial == "expression":  # what it makes unique is the expressions' text
+                keys = tuple(normalize_check(str(e.compile(dialect=conn.dialect)), conn.dialect.name)
+                             for e in index.expressions)
+                signature = ("expression", keys, normalize_check(str(where), conn.dialect.name)
+                             if where is not None else None)
+            found.append(Constraint(name, index.name, UNIQUE, cols, definition, partial=partial,
+                                    signature=signature))
         for check in sorted((c for c in table.constraints if type(c).__name__ == "CheckConstraint"),
                             key=lambda c: (c.name or "", str(c.sqltext))):
             sqltext = str(check.sqltext)
@@ -266,7 +278,11 @@ def _sqlite_unreflected(conn: Connection, metadata: MetaData, found: list[Constr
                     "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
                 ).scalar() or f"UNIQUE INDEX {quote(index)}"
                 name = index
-                signature = ("c", index, re.sub(r"\s+", "", definition.lower()))
+                # the CREATE statement without the index's own name
+                ident = r'"(?:[^"]|"")+"|\[[^\]]+\]|`[^`]+`|[A-Za-z_][\w$]*'
+                body = re.sub(rf"^\s*create\s+unique\s+index\s+(if\s+not\s+exists\s+)?({ident})\s+on\s+",
+                              "", definition, flags=re.IGNORECASE)
+                signature = ("c", re.sub(r"\s+", "", body.lower()))
             missed.append(Constraint(table.name, name, UNIQUE, columns, definition,
                                      not_inventoried=why, signature=signature))
     return missed
@@ -600,8 +616,105 @@ def _probe_one(conn: Connection, constraint: Constraint, metadata: MetaData,
 # --------------------------------------------------------------------------- data checks
 
 
-def _normalize_sql(sqltext: str | None) -> str:
-    return re.sub(r"[\s()\"`]", "", (sqltext or "").lower())
+#: sqlglot's name for each SQLAlchemy dialect whose CHECK texts we parse
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "duckdb": "duckdb", "mysql": "mysql"}
+
+
+def normalize_check(sqltext: str | None, dialect: str | None = None) -> str:
+    """A canonical form of a CHECK (or partial-index WHERE) expression, so the same rule
+    compares equal however the database spells it back: casts, parentheses, whitespace,
+    identifier case and quoting are dropped, ``x = ANY (ARRAY[…])`` is ``x IN (…)``,
+    ``x <> ALL (ARRAY[…])`` is ``x NOT IN (…)``, ``BETWEEN`` is two bounds, and the
+    operands of AND/OR and the items of an IN list are sorted. ``dialect`` is a
+    SQLAlchemy dialect name; text sqlglot cannot parse falls back to a textual form."""
+    import sqlglot
+
+    text_ = (sqltext or "").strip()
+    try:
+        tree = sqlglot.parse_one(text_, read=_SQLGLOT_DIALECTS.get(dialect or "", "postgres"))
+    except Exception:  # noqa: BLE001 - sqlglot raises several error types; any means "no parse"
+        tree = None
+    if tree is None:
+        # no parse: drop casts, then quoting, parentheses and whitespace
+        text_ = re.sub(r"::\s*[a-z_]+(\s+(varying|precision|with(out)?\s+time\s+zone))?(\[\])?", "",
+                       text_.lower())
+        return re.sub(r"[\s()\"`\[\]]", "", text_)
+    return _canonical(tree)
+
+
+def _bare(node):
+    """``node`` without the parentheses and casts around it."""
+    from sqlglot import exp
+
+    while isinstance(node, exp.Paren | exp.Cast):
+        node = node.this
+    return node
+
+
+def _canonical(node) -> str:
+    from sqlglot import exp
+
+    node = _bare(node)
+    if isinstance(node, exp.EQ | exp.NEQ):
+        right = _bare(node.expression)
+        quantifier = None
+        if isinstance(right, exp.Any):
+            quantifier, inner = "any", right.this
+        elif isinstance(right, exp.All):
+            quantifier, inner = "all", right.this
+        elif isinstance(right, exp.Anonymous) and str(right.this).lower() in ("all", "any") \
+                and len(right.expressions) == 1:
+            quantifier, inner = str(right.this).lower(), right.expressions[0]
+        inner = _bare(inner) if quantifier else None
+        if isinstance(inner, exp.Array):
+            listed = _in_list(node.this, inner.expressions)
+            if isinstance(node, exp.EQ) and quantifier == "any":
+                return listed
+            if isinstance(node, exp.NEQ) and quantifier == "all":
+                return f"not({listed})"
+    if isinstance(node, exp.In) and node.expressions and not node.args.get("query"):
+        return _in_list(node.this, node.expressions)
+    if isinstance(node, exp.Between):
+        value = node.this
+        return _canonical(exp.and_(exp.GTE(this=value.copy(), expression=node.args["low"]),
+                                   exp.LTE(this=value.copy(), expression=node.args["high"])))
+    if isinstance(node, exp.Is) and node.args.get("negate"):
+        return f"not(is({_canonical(node.this)};{_canonical(node.expression)}))"
+    if isinstance(node, exp.And | exp.Or):
+        kind = type(node)
+        operands, stack = [], [node]
+        while stack:  # flatten a AND (b AND c) into one sorted list
+            item = _bare(stack.pop())
+            if isinstance(item, kind):
+                stack += [item.this, item.expression]
+            else:
+                operands.append(_canonical(item))
+        return f"{kind.__name__.lower()}({';'.join(sorted(operands))})"
+    if isinstance(node, exp.Column):
+        return _canonical(node.this)
+    if isinstance(node, exp.Identifier):
+        return str(node.this).lower()
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return "'" + str(node.this).replace("'", "''") + "'"
+        try:
+            return str(Decimal(str(node.this)).normalize())
+        except ArithmeticError:
+            return str(node.this)
+    parts = []
+    plain = ("this", "expression", "expressions")  # operands, in order; other args by name
+    for key in [k for k in plain if k in node.args] + sorted(k for k in node.args if k not in plain):
+        value = node.args[key]
+        if value is None or value is False or key.startswith("_") or value == []:
+            continue
+        values = value if isinstance(value, list) else [value]
+        rendered = ",".join(_canonical(v) if isinstance(v, exp.Expression) else str(v).lower() for v in values)
+        parts.append(rendered if key in plain else f"{key}={rendered}")
+    return f"{type(node).__name__.lower()}({';'.join(parts)})"
+
+
+def _in_list(value, items) -> str:
+    return f"in({_canonical(value)};{','.join(sorted(_canonical(i) for i in items))})"
 
 
 def _declared(engine: Engine, declared_sql: str) -> tuple[MetaData, list[Constraint]]:
@@ -616,26 +729,46 @@ def _declared(engine: Engine, declared_sql: str) -> tuple[MetaData, list[Constra
             return metadata, _collect(conn, metadata)
 
 
-def _live_match(declared: Constraint, live: list[Constraint], live_table: Table) -> bool:
-    same_table = [c for c in live if c.table == declared.table and not c.not_inventoried]
-    if declared.not_inventoried:
-        return any(c.not_inventoried and c.signature == declared.signature
-                   for c in live if c.table == declared.table)
-    if declared.kind == NOT_NULL:
-        column = live_table.c.get(declared.columns[0])
-        return column is not None and not column.nullable
-    if declared.kind == PRIMARY_KEY:
-        return any(c.kind == PRIMARY_KEY and set(c.columns) == set(declared.columns) for c in same_table)
+def _unique_key(constraint: Constraint, dialect: str) -> tuple:
+    """What a PRIMARY KEY / UNIQUE makes unique, whatever its name or spelling: its column
+    set (and partial WHERE), or for keys with COLLATE or an expression, their normalised text."""
+    if constraint.signature and constraint.signature[0] == "u":  # SQLite, not reflected
+        parts = tuple(re.sub(r"\s+desc$", "", part.lower()) for part in constraint.signature[1])
+        if any(" collate " in part for part in parts):
+            return ("collated", parts)
+    elif constraint.signature:
+        return constraint.signature
+    where = constraint.partial
+    return ("columns", frozenset(constraint.columns), normalize_check(where, dialect) if where else None)
+
+
+def _same(declared: Constraint, live: Constraint, dialect: str) -> bool:
+    """Whether ``live`` is ``declared``: same kind and what it constrains; names do not count."""
     if declared.kind == UNIQUE:
-        return any(c.kind in (UNIQUE, PRIMARY_KEY) and not c.partial and set(c.columns) == set(declared.columns)
-                   for c in same_table)
+        return live.kind in (UNIQUE, PRIMARY_KEY) and _unique_key(live, dialect) == _unique_key(declared, dialect)
+    if declared.kind != live.kind:
+        return False
+    if declared.kind in (NOT_NULL, PRIMARY_KEY):
+        return set(live.columns) == set(declared.columns)
     if declared.kind == FOREIGN_KEY:
-        return any(c.kind == FOREIGN_KEY and c.columns == declared.columns
-                   and c.referred_table == declared.referred_table
-                   and c.referred_columns == declared.referred_columns for c in same_table)
-    wanted = _normalize_sql(declared.sqltext)
-    return any(c.kind == CHECK and ((declared.name and c.name == declared.name)
-                                    or _normalize_sql(c.sqltext) == wanted) for c in same_table)
+        return (live.referred_table == declared.referred_table
+                and set(zip(live.columns, live.referred_columns, strict=False))
+                == set(zip(declared.columns, declared.referred_columns, strict=False)))
+    return normalize_check(live.sqltext, dialect) == normalize_check(declared.sqltext, dialect)
+
+
+def _live_match(declared: Constraint, live: list[Constraint], dialect: str) -> Constraint | None:
+    """The live constraint that is ``declared`` (same table, kind, columns, normalised
+    expression), or None. A declared one that reflection did not return is matched too."""
+    return next((c for c in live if c.table == declared.table and _same(declared, c, dialect)), None)
+
+
+def _default_name(constraint: Constraint) -> bool:
+    """Whether a constraint's name is one the database made up (PostgreSQL's
+    ``<table>_<columns>_check`` and the like, SQLite's none), not one the schema gave."""
+    name = constraint.name
+    return not name or re.fullmatch(rf"{re.escape(constraint.table)}(_.*)?_(pkey|key|fkey|check)\d*",
+                                    name) is not None
 
 
 def _count(conn: Connection, statement) -> tuple[int | None, str]:
@@ -706,9 +839,17 @@ def data_checks(bind: Engine | Connection, declared_sql: str | None = None) -> p
                     add("declared but missing", constraint.table, constraint.columns, PROBLEM, None,
                         f"{constraint.kind} {constraint.label()}: column {', '.join(absent)} missing live")
                     continue
-                if _live_match(constraint, live, table):
+                match = _live_match(constraint, live, conn.dialect.name)
+                if match is not None:
+                    if match.name != constraint.name and not _default_name(constraint):
+                        add("named differently", constraint.table, constraint.columns, OK, None,
+                            f"{constraint.kind} declared as {constraint.name} is {match.name or 'unnamed'} live")
                     continue
                 detail = f"{constraint.kind} {constraint.label()} declared but missing live: {constraint.definition}"
+                namesake = next((c for c in live if c.table == constraint.table and c.kind == constraint.kind
+                                 and constraint.name and c.name == constraint.name), None)
+                if namesake is not None:
+                    detail += f" (live {namesake.name} differs: {namesake.definition})"
                 if constraint.not_inventoried:  # found in SQLite's index list, not reflected
                     add("declared but missing", constraint.table, constraint.columns, PROBLEM, None, detail)
                     continue

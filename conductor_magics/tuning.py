@@ -306,8 +306,15 @@ def _intent_path(db: LiveDatabase) -> Path:
 def _read_intent(path: Path) -> dict[str, Any]:
     try:
         intent = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(intent, dict) or not isinstance(intent.get("ddl"), list):
-            raise ValueError("not an advise intent")
+        # a forged file must not make the undo delete anything but the run's own revision
+        if not isinstance(intent, dict) or intent.get("kind") != "advise-apply" \
+                or not all(isinstance(d, str) for d in intent.get("ddl") or [None]) \
+                or not all(isinstance(intent.get(k), str) for k in ("schema_before", "schema_after")) \
+                or not str(intent.get("message", "")).startswith(_MESSAGE.format(names="")):
+            raise ValueError("not an advise --apply intent")
+        file = intent.get("revision_file")
+        if file is not None and not re.fullmatch(r"migrations/versions/[^/\\]+\.py", str(file)):
+            raise ValueError(f"its revision file {file!r} is not in migrations/versions/")
         return intent
     except (OSError, ValueError) as exc:
         raise ConductorError(f"cannot read the advise --apply intent {path}: {exc}", path=path,
@@ -395,7 +402,7 @@ def _carry_out(db: LiveDatabase, path: Path, intent: dict[str, Any]) -> tuple[st
     if info is not None:
         _existing_indexes_if_not_exists(db, info.path)
         intent["revision"] = info.revision
-        intent["revision_file"] = str(Path(info.path).resolve().relative_to(db.component.dir.resolve()))
+        intent["revision_file"] = Path(info.path).resolve().relative_to(db.component.dir.resolve()).as_posix()
         _write_intent(path, intent)
         _test_pause()
     upgraded = db.migrate("up")
@@ -455,7 +462,8 @@ def _revision_files(db: LiveDatabase, intent: dict[str, Any]) -> list[Path]:
         if path.name in before:
             continue
         with contextlib.suppress(OSError):
-            if path.read_text(encoding="utf-8", errors="replace").startswith('"""' + intent["message"]):
+            first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+            if first == '"""' + intent["message"]:
                 found.append(path)
     return found
 
@@ -488,7 +496,9 @@ def _settle(db: LiveDatabase, path: Path, intent: dict[str, Any], *, finish: boo
         path.unlink(missing_ok=True)
         return f"finished the interrupted advise --apply (revision {revision})"
     for file in files:  # never applied: a revision the run had not finished with
-        file.unlink(missing_ok=True)
+        match = _REVISION_ID.search(file.read_text(encoding="utf-8", errors="replace"))
+        if not (match and _applied(db, match.group(1))):
+            file.unlink(missing_ok=True)
     with db.session.workspace.lock():
         if (db.declared_sql() or "") == intent["schema_after"] != intent["schema_before"]:
             atomic_write_bytes(db.declared_path, intent["schema_before"].encode("utf-8"))

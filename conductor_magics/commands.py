@@ -200,7 +200,9 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
                         "(default: workload.sql, else the spec)")
     p.add_argument("--apply", action="store_true",
                    help="add the indexes to the declared schema, write a migration revision "
-                        "for them and upgrade")
+                        "for them and upgrade (first finishing an interrupted --apply)")
+    p.add_argument("--abandon", action="store_true",
+                   help="undo an interrupted advise --apply (its unapplied revision and intent)")
     p.add_argument("--min-gain", type=float, default=0.10,
                    help="keep an index only if it cuts the workload cost by this fraction "
                         "(default 0.10)")
@@ -447,7 +449,14 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                 return db.schema_declare(body, apply=a.apply)
             return db.schema_show(live=a.live)
         case "migrate":
-            return db.migrate(a.action, a.target, a.message, a.empty)
+            finished = None
+            if a.action in ("new", "up", "down"):  # an interrupted advise --apply comes first
+                from .tuning import finish_interrupted_apply
+                finished = finish_interrupted_apply(db)
+            result = db.migrate(a.action, a.target, a.message, a.empty)
+            if finished:
+                result.summary = f"{db.component.id}: {finished}; {result.summary}"
+            return result
         case "sql":
             return db.sql(body)
         case "txn":
@@ -465,7 +474,8 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                             analyze=a.analyze, params=a.param, seed=a.seed)
         case "advise":
             return db.advise(a.workload, apply=a.apply, min_gain=a.min_gain,
-                             use_hypopg=False if a.no_hypopg else None, seed=a.seed)
+                             use_hypopg=False if a.no_hypopg else None, seed=a.seed,
+                             abandon=a.abandon)
         case "backup":
             return db.backup(a.action, a.backup, label=a.label, to=a.to, keep_last=a.keep_last,
                              keep_daily=a.keep_daily, dry_run=a.dry_run)

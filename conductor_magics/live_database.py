@@ -316,6 +316,8 @@ class LiveDatabase:
         from .tuning import advise
 
         step, report = advise(self, source, **options)
+        if report is None:  # --abandon: no advice
+            return step
         step.value = report
         details = report.to_text().split("\n", 1)[1:]  # its first line is the summary
         step.text = "\n".join([step.summary, *details])

@@ -44,6 +44,7 @@ from .workspace import (
 )
 from .workspace.context import DOC_NAMES, doc_path, normalise_doc_name, read_text_lenient
 from .workspace.files import FileEdit, check_writable, undo_edits, write_edits
+from .workspace.intents import interrupted_advise, interrupted_advise_message
 from .workspace.lint import fix_workspace, lint_workspace
 from .workspace.plan import (
     Task,
@@ -230,6 +231,8 @@ class Session:
                 problems.append(str(exc))
         else:
             problems.append(f"{component.plan_path}: plan.md is missing")
+        if interrupted_advise(component.dir) is not None:
+            problems.append(interrupted_advise_message(component.id))
         upcoming = self._next(component, plan, states) if plan is not None else None
         return ComponentStatus(component=component, plan=plan, phases=states, problems=problems,
                                next=upcoming)

@@ -7,7 +7,10 @@ benchmark harness and index advisor. Called through :class:`LiveDatabase`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +20,10 @@ import pandas as pd
 from .engine.timeouts import StatementTimeout, statement_timeout
 from .engine.workload import Query, check_name, parse_workload, upsert
 from .errors import ConductorError, DatabaseError
-from .fsio import read_utf8
+from .fsio import pid_alive, read_utf8
 from .live_database import StepResult
-from .workspace.files import atomic_write_bytes
+from .workspace.files import atomic_write_bytes, ensure_gitignore
+from .workspace.intents import ADVISE_INTENT, interrupted_advise
 from .workspace.spec import query_patterns
 
 if TYPE_CHECKING:
@@ -240,44 +244,315 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
 
 def advise(db: LiveDatabase, source: str | None = None, *, apply: bool = False,
            min_gain: float = 0.10, use_hypopg: bool | None = None,
-           seed: int = 0) -> tuple[StepResult, Any]:
+           seed: int = 0, abandon: bool = False) -> tuple[StepResult, Any]:
     """Recommend indexes for the workload; ``apply`` adds them to the declared schema and
-    writes (and runs) a migration revision for them."""
+    writes (and runs) a migration revision for them, first finishing an ``advise --apply``
+    that was interrupted; ``abandon`` undoes an interrupted one instead (and advises nothing)."""
     from .engine.advisor import advise as run_advisor
 
+    if abandon:
+        if apply:
+            raise ConductorError("--apply and --abandon exclude each other",
+                                 hint="--abandon undoes an interrupted advise --apply; "
+                                      "--apply finishes it")
+        return StepResult(f"{db.component.id}: {abandon_interrupted_apply(db)}"), None
     if not 0 <= min_gain < 1:
         raise ConductorError(f"--min-gain is a fraction between 0 and 1, got {min_gain}")
     queries = require_workload(db, source)
-    if apply and db.declared_sql() is None:
+    if apply and db.declared_sql() is None and not _intent_path(db).is_file():
         raise ConductorError(f"--apply needs a declared schema at {db.declared_path}",
                              hint="declare the schema first (%%conductor schema), then advise --apply")
+    finished = finish_interrupted_apply(db) if apply else None
     report = run_advisor(db.engine, queries, min_gain=min_gain, use_hypopg=use_hypopg, seed=seed,
                          progress=db.progress, timeout=db.timeout)
     data = report.to_json()
     frames = [("recommendations", report.frame()), ("queries", report.queries_frame())]
     summary = f"{db.component.id}: {report.summary}"
+    if finished:
+        summary += f"; {finished}"
+        data["finished_interrupted_apply"] = finished
     if apply and report.recommendations:
         summary += "; " + apply_recommendations(db, report.recommendations, data)
     elif apply:
         summary += "; nothing to apply"
+    elif pending_advise_apply(db) is not None:
+        summary += ("; an interrupted advise --apply is pending: run advise --apply to finish "
+                    "it or advise --abandon to undo it")
     return StepResult(summary, data, frames), report
 
 
-def apply_recommendations(db: LiveDatabase, recommendations: list, data: dict) -> str:
-    """Append the indexes to schema.sql, write a migration revision for them, upgrade."""
-    declared = db.declared_sql() or ""
-    ddl = "\n".join(r.ddl.rstrip(";") + ";" for r in recommendations)
-    text = declared.rstrip() + "\n\n-- Indexes recommended by `conductor advise`\n" + ddl + "\n"
-    with db.session.workspace.lock():
-        atomic_write_bytes(db.declared_path, text.encode("utf-8"))
-    names = ", ".join(r.name for r in recommendations)
+# -- advise --apply as one recoverable operation ----------------------------------------
+#
+# The three steps (a migration revision for the indexes, the upgrade, the indexes in
+# schema.sql) run in this order, after an intent file (storages/<id>/.advise-apply.json)
+# records what they will do. schema.sql is written last, from the intent, so a run killed
+# at any point leaves: nothing done (undo: delete the intent and any revision file not yet
+# recorded), a recorded revision not applied or applied (finish: upgrade, then schema.sql),
+# or everything done but the intent (finish: delete it). ``advise --apply`` and ``migrate
+# new|up|down`` finish an interrupted run first; ``advise --abandon`` undoes one.
+
+#: test-only: seconds to sleep after each step of advise --apply, so that a kill test can
+#: land in every window between the steps (tests/test_tuning_safety.py)
+TEST_PAUSE_ENV = "CONDUCTOR_TEST_PAUSE"
+_MESSAGE = "add advisor indexes {names}"
+_NAME_PART = r'(?:"(?:[^"]|"")+"|[\w$]+)'
+_INDEX_NAME = re.compile(r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"
+                         rf"(?:{_NAME_PART}\.)?({_NAME_PART})", re.IGNORECASE)
+_REVISION_ID = re.compile(r"^revision(?:\s*:[^=\n]*)?\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+
+
+def _test_pause() -> None:
+    value = os.environ.get(TEST_PAUSE_ENV)
+    if value:
+        time.sleep(float(value))
+
+
+def _intent_path(db: LiveDatabase) -> Path:
+    return db.component.dir / ADVISE_INTENT
+
+
+def _read_intent(path: Path) -> dict[str, Any]:
     try:
-        revision = db.migrate("new", message=f"add advisor indexes {names}")
-    except ConductorError:
-        with db.session.workspace.lock():  # bad input changes nothing: put schema.sql back
-            atomic_write_bytes(db.declared_path, declared.encode("utf-8"))
+        intent = json.loads(path.read_text(encoding="utf-8"))
+        # a forged file must not make the undo delete anything but the run's own revision
+        if not isinstance(intent, dict) or intent.get("kind") != "advise-apply" \
+                or not all(isinstance(d, str) for d in intent.get("ddl") or [None]) \
+                or not all(isinstance(intent.get(k), str) for k in ("schema_before", "schema_after")) \
+                or not str(intent.get("message", "")).startswith(_MESSAGE.format(names="")):
+            raise ValueError("not an advise --apply intent")
+        file = intent.get("revision_file")
+        if file is not None and not re.fullmatch(r"migrations/versions/[^/\\]+\.py", str(file)):
+            raise ValueError(f"its revision file {file!r} is not in migrations/versions/")
+        return intent
+    except (OSError, ValueError) as exc:
+        raise ConductorError(f"cannot read the advise --apply intent {path}: {exc}", path=path,
+                             hint="remove the file if no advise --apply runs, then check "
+                                  "`conductor migrate check`") from None
+
+
+def _write_intent(path: Path, intent: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(intent, indent=2) + "\n").encode("utf-8"))
+
+
+def declared_index_names(sql: str) -> set[str]:
+    """The (lower-case, unqualified, unquoted) names of the indexes a DDL text creates."""
+    names = set()
+    for match in _INDEX_NAME.finditer(sql or ""):
+        name = match.group(1)
+        if name.startswith('"'):
+            name = name[1:-1].replace('""', '"')
+        names.add(name.lower())
+    return names
+
+
+def _ddl_block(ddl: list[str]) -> str:
+    return "\n\n-- Indexes recommended by `conductor advise`\n" + "\n".join(ddl) + "\n"
+
+
+def pending_advise_apply(db: LiveDatabase) -> Path | None:
+    """The intent file of an interrupted ``advise --apply`` of this component (its process
+    is gone), or None. Engine-agnostic: it reads the workspace file only."""
+    return interrupted_advise(db.component.dir)
+
+
+def apply_recommendations(db: LiveDatabase, recommendations: list, data: dict) -> str:
+    """Write a migration revision for the indexes, upgrade, then add them to schema.sql:
+    one operation, recorded in an intent file first so that an interrupted run is
+    finished (or undone with ``advise --abandon``) by the next one."""
+    path = _intent_path(db)
+    with db.session.workspace.lock():
+        _claim(db, path)
+        before = db.declared_sql() or ""
+        declared = declared_index_names(before)
+        ddl = [r.ddl.rstrip().rstrip(";") + ";" for r in recommendations]
+        missing = [d for r, d in zip(recommendations, ddl, strict=True) if r.name.lower() not in declared]
+        names = ", ".join(r.name for r in recommendations)
+        versions = db.migrations_folder / "versions"
+        intent = {"kind": "advise-apply", "pid": os.getpid(), "ddl": ddl,
+                  "indexes": [r.name for r in recommendations],
+                  "message": _MESSAGE.format(names=names),
+                  "schema_before": before,
+                  "schema_after": before.rstrip() + _ddl_block(missing) if missing else before,
+                  "versions_before": sorted(p.name for p in versions.glob("*.py")),
+                  "revision": None, "revision_file": None}
+        ensure_gitignore(db.component.dir, (ADVISE_INTENT,))
+        _write_intent(path, intent)
+    try:
+        _test_pause()
+        revision, upgraded = _carry_out(db, path, intent)
+    except BaseException:
+        # A failed step (or Ctrl-C) leaves what the database has: undo when the revision is
+        # not applied, finish when it is; the original error is what the user sees.
+        with contextlib.suppress(Exception):
+            _settle(db, path, _read_intent(path), finish=False)
         raise
+    data["applied"] = {"revision": revision, "path": intent["revision_file"] and
+                       str(db.component.dir / intent["revision_file"]),
+                       "upgrade": upgraded.data if upgraded is not None else {}}
+    return f"revision {revision} adds {len(recommendations)} index(es), applied"
+
+
+def _claim(db: LiveDatabase, path: Path) -> None:
+    """Refuse while another process's advise --apply runs; finish an interrupted one."""
+    if path.is_file():
+        finish_interrupted_apply(db)
+
+
+def _carry_out(db: LiveDatabase, path: Path, intent: dict[str, Any]) -> tuple[str | None, Any]:
+    m = db.migrations()
+    m.init()
+    try:
+        info = m.new(intent["message"], intent["schema_after"])
+    except ConductorError as exc:
+        if "already matches" not in exc.message:
+            raise
+        info = None  # head creates the indexes already (a revision not yet applied)
+    if info is not None:
+        _existing_indexes_if_not_exists(db, info.path)
+        intent["revision"] = info.revision
+        intent["revision_file"] = Path(info.path).resolve().relative_to(db.component.dir.resolve()).as_posix()
+        _write_intent(path, intent)
+        _test_pause()
     upgraded = db.migrate("up")
-    data["applied"] = {"revision": revision.data.get("revision"), "path": revision.data.get("path"),
-                       "upgrade": upgraded.data}
-    return f"revision {revision.data.get('revision')} adds {len(recommendations)} index(es), applied"
+    _test_pause()
+    _write_declared(db, intent)
+    _test_pause()
+    path.unlink(missing_ok=True)
+    return (info.revision if info else m.current()), upgraded
+
+
+def _existing_indexes_if_not_exists(db: LiveDatabase, revision_file: Path) -> None:
+    """An index the revision creates that the live database has already (declared in
+    schema.sql and created by hand, say) is taken as applied: its create_index gets
+    ``if_not_exists=True``, so the upgrade does not fail on "already exists"."""
+    from sqlalchemy import inspect
+
+    with db.engine.connect() as conn:
+        inspector = inspect(conn)
+        live = {ix["name"].lower() for table in inspector.get_table_names()
+                for ix in inspector.get_indexes(table) if ix.get("name")}
+    text_ = Path(revision_file).read_text(encoding="utf-8")
+    changed = text_
+    for name in live:
+        changed = re.sub(rf"(create_index\(\s*['\"]{re.escape(name)}['\"][^\n]*?)\)(\s*)$",
+                         r"\1, if_not_exists=True)\2", changed, flags=re.IGNORECASE | re.MULTILINE)
+    if changed != text_:
+        atomic_write_bytes(Path(revision_file), changed.encode("utf-8"))
+
+
+def _write_declared(db: LiveDatabase, intent: dict[str, Any]) -> None:
+    """schema.sql with the intent's indexes: the prepared text, or (edited meanwhile) the
+    edited text plus the DDL of the indexes it does not declare yet."""
+    with db.session.workspace.lock():
+        current = db.declared_sql() or ""
+        if current == intent["schema_after"]:
+            return
+        if current == intent["schema_before"]:
+            text_ = intent["schema_after"]
+        else:
+            declared = declared_index_names(current)
+            missing = [d for d in intent["ddl"] if not declared_index_names(d) <= declared]
+            if not missing:
+                return
+            text_ = current.rstrip() + _ddl_block(missing)
+        atomic_write_bytes(db.declared_path, text_.encode("utf-8"))
+
+
+def _revision_files(db: LiveDatabase, intent: dict[str, Any]) -> list[Path]:
+    """The revision file(s) the interrupted run wrote: the recorded one, else any new file
+    in versions/ whose docstring is the run's message (written before it was recorded)."""
+    if intent.get("revision_file"):
+        path = db.component.dir / intent["revision_file"]
+        return [path] if path.is_file() else []
+    before = set(intent.get("versions_before") or [])
+    found = []
+    for path in sorted((db.migrations_folder / "versions").glob("*.py")):
+        if path.name in before:
+            continue
+        with contextlib.suppress(OSError):
+            first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+            if first == '"""' + intent["message"]:
+                found.append(path)
+    return found
+
+
+def _applied(db: LiveDatabase, revision: str | None) -> bool:
+    if not revision:
+        return False
+    m = db.migrations()
+    try:
+        frame = m.history()
+        return bool(frame.loc[frame["revision"] == revision, "applied"].any())
+    except ConductorError:  # a revision file does not load: the live heads still tell
+        return revision in (m.current() or "").split(",")
+
+
+def _settle(db: LiveDatabase, path: Path, intent: dict[str, Any], *, finish: bool) -> str:
+    """Finish (``finish``, or whenever the revision is applied already) or undo the
+    operation an intent file describes; returns what was done."""
+    files = _revision_files(db, intent)
+    revision = intent.get("revision")
+    if not revision and files:
+        match = _REVISION_ID.search(files[0].read_text(encoding="utf-8", errors="replace"))
+        revision = match.group(1) if match else None
+    applied = _applied(db, revision)
+    recorded = bool(intent.get("revision")) and bool(files)
+    if applied or (finish and recorded):
+        if not applied:
+            db.migrate("up")
+        _write_declared(db, intent)
+        path.unlink(missing_ok=True)
+        return f"finished the interrupted advise --apply (revision {revision})"
+    for file in files:  # never applied: a revision the run had not finished with
+        match = _REVISION_ID.search(file.read_text(encoding="utf-8", errors="replace"))
+        if not (match and _applied(db, match.group(1))):
+            file.unlink(missing_ok=True)
+    with db.session.workspace.lock():
+        if (db.declared_sql() or "") == intent["schema_after"] != intent["schema_before"]:
+            atomic_write_bytes(db.declared_path, intent["schema_before"].encode("utf-8"))
+    path.unlink(missing_ok=True)
+    return "undid the interrupted advise --apply (nothing of it had been applied)"
+
+
+def _stale_intent(db: LiveDatabase) -> tuple[Path, dict[str, Any]] | None:
+    path = _intent_path(db)
+    if not path.is_file():
+        return None
+    intent = _read_intent(path)
+    pid = int(intent.get("pid") or 0)
+    if pid != os.getpid() and pid_alive(pid):
+        raise ConductorError(f"{db.component.id}: advise --apply is running in process {pid} "
+                             f"({path.name})", path=path,
+                             hint="wait for it to finish, then run this again")
+    return path, intent
+
+
+def finish_interrupted_apply(db: LiveDatabase) -> str | None:
+    """Finish an interrupted ``advise --apply`` (upgrade to its revision, then schema.sql),
+    or undo it when it had not written its revision yet; None when there is none."""
+    found = _stale_intent(db)
+    if found is None:
+        return None
+    return _settle(db, *found, finish=True)
+
+
+def abandon_interrupted_apply(db: LiveDatabase) -> str:
+    """Undo an interrupted ``advise --apply``: delete its revision file and intent (and put
+    schema.sql back); refused when its revision is applied already."""
+    found = _stale_intent(db)
+    if found is None:
+        raise ConductorError(f"{db.component.id}: no interrupted advise --apply to abandon "
+                             f"({ADVISE_INTENT} not found)")
+    path, intent = found
+    files = _revision_files(db, intent)
+    revision = intent.get("revision")
+    if not revision and files:
+        match = _REVISION_ID.search(files[0].read_text(encoding="utf-8", errors="replace"))
+        revision = match.group(1) if match else None
+    if _applied(db, revision):
+        raise ConductorError(
+            f"{db.component.id}: the interrupted advise --apply already upgraded the database "
+            f"to revision {revision}", path=path,
+            hint="finish it with `conductor advise --apply`, or `conductor migrate down` first "
+                 "and then --abandon")
+    return _settle(db, path, intent, finish=False)

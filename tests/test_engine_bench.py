@@ -22,6 +22,7 @@ from conductor_magics.engine.bench import (
     BenchResult,
     benchmark,
     parse_index_ddl,
+    sqlite_plan_indexes,
 )
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
@@ -165,6 +166,39 @@ def test_an_index_on_an_unrelated_column_is_not_used(orders):
     # each arm drops the other candidate: the customer index is not seen by the amount arm
     assert "ix_orders_customer_id" not in amount.plan_text
     assert baseline.indexes_used == [] or "ix_orders_status" not in baseline.indexes_used
+
+
+SPACED = ['CREATE INDEX "ix cust" ON orders (customer_id)', 'CREATE INDEX "ix" ON orders (amount)']
+PREFIXED = ["CREATE INDEX ix_a ON orders (amount)", "CREATE INDEX ix_a_b ON orders (customer_id, status)"]
+
+
+@pytest.mark.parametrize("indexes, used, unused", [(SPACED, "ix cust", "ix"),
+                                                   (PREFIXED, "ix_a_b", "ix_a")],
+                         ids=["quoted-with-space", "prefix-of-another"])
+def test_the_plan_reader_matches_the_exact_index_name(small_orders, indexes, used, unused):
+    """Issue 10 item 15: SQLite prints `USING INDEX ix cust (customer_id=?)`; the arm of
+    "ix cust" uses its index, the arm of "ix" (a prefix of that line) does not."""
+    before = state(small_orders)
+    result = benchmark(small_orders, BY_CUSTOMER, {"cid": 42}, indexes=indexes,
+                       repeat=3, warmup=0, insert_rows=0)
+    assert state(small_orders) == before
+    arms = {arm.label: arm for arm in result.arms}
+    assert arms[used].uses_index is True and arms[used].indexes_used == [used], arms[used].plan_text
+    assert arms[unused].uses_index is False and unused not in arms[unused].indexes_used
+    assert arms[BASELINE].uses_index is False
+
+
+def test_sqlite_plan_lines_are_read_whole():
+    known = ["ix", "ix cust", "ix_a", "ix_a_b", 'we"ird']
+    assert sqlite_plan_indexes("SEARCH orders USING INDEX ix cust (customer_id=?)", known) == ["ix cust"]
+    assert sqlite_plan_indexes('SCAN orders USING COVERING INDEX "ix cust"', known) == ["ix cust"]
+    assert sqlite_plan_indexes("SEARCH o USING INDEX ix_a_b (a=?) LEFT-JOIN", known) == ["ix_a_b"]
+    assert sqlite_plan_indexes("SEARCH o USING COVERING INDEX ix_a (a>?)", known) == ["ix_a"]
+    assert sqlite_plan_indexes('SEARCH o USING INDEX "we""ird" (a=?)', known) == ['we"ird']
+    # names the database did not list are read up to the constraint
+    assert sqlite_plan_indexes("SEARCH o USING INDEX other ix (a=?)") == ["other ix"]
+    assert sqlite_plan_indexes("SEARCH o USING INTEGER PRIMARY KEY (rowid=?)", known) == []
+    assert sqlite_plan_indexes("SEARCH o USING AUTOMATIC COVERING INDEX (a=?)", known) == []
 
 
 def test_an_existing_index_named_as_a_candidate_is_measured_and_kept(orders):

@@ -63,6 +63,7 @@ from sqlalchemy.schema import CreateIndex
 from sqlglot import exp
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from .bench import sqlite_plan_indexes
 from .connection import first_line, scrub
 from .stats import calibrate_loops
 from .timeouts import StatementTimeout, bounded, statement_timeout
@@ -539,7 +540,6 @@ def _pg_plan(document: Any) -> _Plan:
     return _Plan(" → ".join(steps), indexes, _unique(scans), float(root["Total Cost"]))
 
 
-_SQLITE_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\S+)")
 _SQLITE_SCAN = re.compile(r"^SCAN (\S+)")
 _SQLITE_KEY = re.compile(r"USING (INTEGER )?PRIMARY KEY")
 #: how a SQLite plan's rowid / WITHOUT ROWID primary-key lookup shows in ``_Plan.indexes``
@@ -548,7 +548,7 @@ PRIMARY_KEY_LOOKUP = "(primary key)"
 
 def _sqlite_plan(rows: list[tuple], shape: _Shape) -> _Plan:
     details = [str(r[-1]) for r in rows]
-    indexes = {m.group(1) for d in details for m in [_SQLITE_INDEX.search(d)] if m}
+    indexes = {name for d in details for name in sqlite_plan_indexes(d)}
     if any(_SQLITE_KEY.search(d) for d in details):
         indexes.add(PRIMARY_KEY_LOOKUP)
     scans = []

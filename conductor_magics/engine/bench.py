@@ -4,12 +4,16 @@
 baseline "without" (none of the candidate indexes) and one arm per candidate index
 (that index only). Method (issue 5):
 
-- **Same data, switched by DDL that is rolled back.** Each candidate index is built once
-  for real (``build_seconds``, ``size_bytes``). An arm's sample runs inside a transaction
-  that drops the *other* candidates and is rolled back afterwards (SQLite and PostgreSQL
-  both have transactional DDL): ``BEGIN; DROP INDEX <others>; <timed loops>; ROLLBACK``.
-  Afterwards the indexes the harness built are dropped; indexes that existed before are
-  never dropped outside a rolled-back transaction, so the database is left as found.
+- **Same data, switched by DDL that is rolled back.** The whole run is one transaction
+  that is never committed (SQLite and PostgreSQL both have transactional DDL). Each
+  candidate index is built once inside it (``build_seconds``, ``size_bytes``). An arm's
+  sample runs inside a savepoint that drops the *other* candidates and is rolled back
+  afterwards: ``SAVEPOINT s; DROP INDEX <others>; <timed loops>; ROLLBACK TO s``. At the
+  end the run's transaction is rolled back, taking the built indexes with it; a run killed
+  at any moment cannot leave one behind either (PostgreSQL aborts the transaction of a
+  dropped connection; SQLite's journal rolls it back when the database is next opened).
+  Indexes that existed before are never dropped outside a rolled-back savepoint, so the
+  database is left as found.
 - **Plan per arm**, captured in the arm's state: SQLite ``EXPLAIN QUERY PLAN``;
   PostgreSQL ``EXPLAIN (FORMAT JSON)`` or, with ``analyze=True``, ``EXPLAIN (ANALYZE,
   BUFFERS, FORMAT JSON)`` (it runs the query, inside the rolled-back transaction).
@@ -39,9 +43,10 @@ baseline "without" (none of the candidate indexes) and one arm per candidate ind
   PostgreSQL sequences that the inserts advance are set back afterwards.
 
 Run it on a development or staging copy, not on a busy production database: the
-candidate indexes are really built (and dropped again), and every sample's DROP INDEX
-locks the table until its rollback (PostgreSQL: ACCESS EXCLUSIVE), so other sessions
-wait for it, and it waits for them.
+candidate indexes are really built (in the run's transaction), which holds the table
+against writers for the whole run (SQLite: the write lock on the database), and every
+sample's DROP INDEX locks the table until its rollback (PostgreSQL: ACCESS EXCLUSIVE),
+so other sessions wait for it, and it waits for them.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +95,12 @@ _SQLGLOT_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite"}
 
 # SQLite EXPLAIN QUERY PLAN details: "SEARCH t USING INDEX ix (a=?)", "SCAN t USING
 # COVERING INDEX ix" name an index; "SCAN t" (older SQLite: "SCAN TABLE t") reads the
-# whole table. Automatic indexes, subqueries and constant rows are neither.
-_SQLITE_INDEX = re.compile(r"\bUSING (?:COVERING )?INDEX (\S+)")
+# whole table. Automatic indexes, subqueries and constant rows are neither. SQLite prints
+# the index name as it is, spaces and all ("USING INDEX ix cust (a=?)"): the name ends
+# where the constraint " (…)", " LEFT-JOIN" or the line does.
+_SQLITE_USING = re.compile(r"\bUSING (?:COVERING )?INDEX ")
+_SQLITE_NAME_END = re.compile(r"(?= \(| LEFT-JOIN|$)")
+_SQLITE_NAME = re.compile(r'"((?:[^"]|"")+)"(?= \(| LEFT-JOIN|$)|(.+?)(?= \(| LEFT-JOIN|$)')
 _SQLITE_FULL_SCAN = re.compile(r"^SCAN (?:TABLE )?(?!CONSTANT ROW)[^\s(]\S*(?: AS \S+)?$")
 
 Progress = Callable[..., Any]
@@ -441,14 +450,42 @@ def compile_query(engine: Engine | Connection, sql: str,
 # --------------------------------------------------------------------------- plans
 
 
-def _sqlite_plan(rows: Sequence[Sequence[Any]]) -> tuple[list[dict], str, list[str], bool]:
+def sqlite_plan_indexes(detail: str, known: Sequence[str] = ()) -> list[str]:
+    """The index names one SQLite plan line names. ``known`` (the database's index
+    names) are matched exactly first, longest first, as written or double-quoted, so a
+    name with spaces or one that starts another (``ix_a``, ``ix_a_b``) is read whole;
+    other names are read up to the constraint."""
+    found = []
+    ordered = sorted(known, key=len, reverse=True)
+    for match in _SQLITE_USING.finditer(detail):
+        rest = detail[match.end():]
+        name = None
+        for candidate in ordered:
+            for form in (candidate, '"' + candidate.replace('"', '""') + '"'):
+                if rest[:len(form)].lower() == form.lower() and \
+                        _SQLITE_NAME_END.match(rest, len(form)):
+                    name = candidate
+                    break
+            if name is not None:
+                break
+        if name is None:
+            parsed = _SQLITE_NAME.match(rest)
+            if parsed is None:
+                continue
+            name = parsed.group(1).replace('""', '"') if parsed.group(1) else parsed.group(2)
+        found.append(name)
+    return found
+
+
+def _sqlite_plan(rows: Sequence[Sequence[Any]],
+                 known: Sequence[str] = ()) -> tuple[list[dict], str, list[str], bool]:
     depth: dict[int, int] = {}
     plan, lines, used, full = [], [], [], False
     for node_id, parent, _unused, detail in rows:
         depth[node_id] = depth.get(parent, -1) + 1
         plan.append({"id": node_id, "parent": parent, "detail": detail})
         lines.append("  " * depth[node_id] + detail)
-        used.extend(_SQLITE_INDEX.findall(detail))
+        used.extend(sqlite_plan_indexes(detail, known))
         full = full or bool(_SQLITE_FULL_SCAN.match(detail))
     return plan, "\n".join(lines), used, full
 
@@ -533,6 +570,10 @@ class _Harness:
         self.fetch = True
         #: what the run is doing, for error messages
         self.step = "starting"
+        #: notes for the result (PostgreSQL: an index its own transaction cannot use)
+        self.notes: list[str] = []
+        self._run_transaction: Any = None
+        self._savepoints = 0
 
     @property
     def driver(self):
@@ -551,20 +592,44 @@ class _Harness:
         finally:
             cursor.close()
 
-    @contextmanager
-    def rolled_back(self) -> Iterator[None]:
-        """A transaction that is always rolled back."""
-        transaction = self.conn.begin()
+    def begin_run(self) -> None:
+        """Open the run's one transaction, which is never committed: the candidate indexes
+        are built inside it, so a run killed at any moment cannot leave one behind (the
+        server aborts the transaction when the connection drops; SQLite's journal rolls it
+        back when the database is next opened)."""
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        self._run_transaction = self.conn.begin()
+        if self.dialect == "sqlite" and not self.driver.in_transaction:
+            # An engine not made by make_engine (pysqlite's legacy mode) would run the
+            # DDL in autocommit: open the transaction explicitly.
+            self.driver.execute("BEGIN")
+
+    def end_run(self) -> None:
+        """Roll the run's transaction back: the indexes built for it go with it."""
+        transaction, self._run_transaction = self._run_transaction, None
         try:
-            if self.dialect == "sqlite" and not self.driver.in_transaction:
-                # An engine not made by make_engine (pysqlite's legacy mode) would run the
-                # DROP INDEX in autocommit: open the transaction explicitly.
-                self.driver.execute("BEGIN")
-            yield
+            if transaction is not None and transaction.is_active:
+                transaction.rollback()
+            elif self.conn.in_transaction():
+                self.conn.rollback()
         finally:
-            transaction.rollback()
             if self.dialect == "sqlite" and self.driver.in_transaction:
                 self.driver.execute("ROLLBACK")
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """A savepoint in the run's transaction that is always rolled back to."""
+        if self._run_transaction is None:
+            self.begin_run()
+        self._savepoints += 1
+        name = f"conductor_bench_{self._savepoints}"
+        self.run_sql(f"SAVEPOINT {name}")
+        try:
+            yield
+        finally:
+            self.run_sql(f"ROLLBACK TO SAVEPOINT {name}")
+            self.run_sql(f"RELEASE SAVEPOINT {name}")
 
     def qualified(self, candidate: CandidateIndex) -> str:
         name = self.quote(candidate.name)
@@ -599,15 +664,19 @@ class _Harness:
                 cursor.close()
             if self.dialect == "sqlite":
                 rows = self.run_sql("EXPLAIN QUERY PLAN " + self.query.sql, self.query.params)
-                arm.plan, arm.plan_text, used, arm.full_scan = _sqlite_plan(rows)
+                known = [r[0] for r in self.run_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND name IS NOT NULL")]
+                arm.plan, arm.plan_text, used, arm.full_scan = _sqlite_plan(rows, known)
             else:
                 options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
                 rows = self.run_sql(f"EXPLAIN ({options}) " + self.query.sql, self.query.params)
                 arm.plan, arm.plan_text, used, arm.full_scan = _pg_plan(rows[0][0])
         arm.indexes_used = used
-        lowered = {name.lower() for name in used}
+        # the exact name: SQLite's names ignore case, PostgreSQL's (quoted) do not
+        fold = str.lower if self.dialect == "sqlite" else str
+        named = {fold(name) for name in used}
         targets = [keep] if keep is not None else self.candidates
-        arm.uses_index = any(c.name.lower() in lowered for c in targets)
+        arm.uses_index = any(fold(c.name) in named for c in targets)
 
     @contextmanager
     def sqlite_cache_for_database(self) -> Iterator[int | None]:
@@ -644,7 +713,7 @@ class _Harness:
         if duplicates:
             raise ConductorError(f"the same index name is given twice: {', '.join(duplicates)}",
                                  hint="give each candidate index its own name")
-        with self.conn.begin():
+        with self.in_run():
             inspector = inspect(self.conn)
             for candidate in self.candidates:
                 if not inspector.has_table(candidate.table, schema=candidate.schema):
@@ -676,11 +745,33 @@ class _Harness:
                 self.run_sql(f"DROP INDEX {self.qualified(candidate)}")
                 arm.build_seconds = self.timed_statement(candidate.ddl)
         else:
-            with self.conn.begin():
+            with self.in_run():  # built inside the run's transaction only: never committed
                 arm.build_seconds = self.timed_statement(candidate.ddl)
             candidate.built = True
-        with self.conn.begin():
+            self.check_usable(candidate)
+        with self.in_run():
             arm.size_bytes = self.index_size(candidate, before)
+
+    @contextmanager
+    def in_run(self) -> Iterator[None]:
+        """Statements of the run's transaction (opened when needed, never committed)."""
+        if self._run_transaction is None:
+            self.begin_run()
+        yield
+
+    def check_usable(self, candidate: CandidateIndex) -> None:
+        """PostgreSQL does not plan with an index built in the same transaction when the
+        build met HOT chains it could not index (``pg_index.indcheckxmin``): say so."""
+        if self.dialect != "postgresql":
+            return
+        rows = self.run_sql("SELECT i.indcheckxmin FROM pg_index i JOIN pg_class c "
+                            "ON c.oid = i.indexrelid WHERE c.oid = to_regclass(%s)",
+                            (self.qualified(candidate),))
+        if rows and rows[0][0]:
+            self.notes.append(
+                f"{candidate.name}: PostgreSQL cannot use this index inside the transaction "
+                f"that built it (the table has recently updated rows); VACUUM "
+                f"{candidate.table} and run the benchmark again")
 
     def timed_statement(self, statement: str) -> float:
         start = time.perf_counter()
@@ -688,7 +779,7 @@ class _Harness:
         return time.perf_counter() - start
 
     def sqlite_pages(self) -> int:
-        with self.conn.begin():
+        with self.in_run():
             return int(self.run_sql("PRAGMA page_count")[0][0]) - \
                 int(self.run_sql("PRAGMA freelist_count")[0][0])
 
@@ -716,19 +807,22 @@ class _Harness:
         return max(used - pages_before, 0) * page_size
 
     def drop_built(self) -> list[str]:
-        """Drop the candidates this run created; returns the names it could not drop."""
-        if self.conn.in_transaction():
-            self.conn.rollback()
-        left = []
-        for candidate in self.candidates:
-            if not candidate.built:
-                continue
-            try:
-                with self.conn.begin():
-                    self.run_sql(f"DROP INDEX {self.qualified(candidate)}")
-            except (SQLAlchemyError, self.conn.dialect.loaded_dbapi.Error):
-                left.append(candidate.name)
-        return left
+        """Take away the candidates this run created (by rolling back the run's transaction,
+        which they were built in); returns the names of any still in the database."""
+        # a rollback that fails leaves nothing either: the transaction dies with the connection
+        with suppress(SQLAlchemyError, self.conn.dialect.loaded_dbapi.Error):
+            self.end_run()
+        built = [c for c in self.candidates if c.built]
+        if not built:
+            return []
+        try:
+            with self.conn.begin():
+                inspector = inspect(self.conn)
+                return [c.name for c in built if any(
+                    ix["name"] == c.name
+                    for ix in inspector.get_indexes(c.table, schema=c.schema))]
+        except (SQLAlchemyError, self.conn.dialect.loaded_dbapi.Error):
+            return []
 
     # -- inserts ----------------------------------------------------------------------
 
@@ -741,20 +835,17 @@ class _Harness:
             by_table.setdefault((candidate.schema, candidate.table), []).append((arm, candidate))
         for (schema, table_name), members in by_table.items():
             try:
-                statement, batch = self.insert_batch(schema, table_name, rows, seed)
-                sequences = self.pg_sequences(schema, table_name)
-                try:
-                    timings = self.time_inserts(statement, batch, members, seed)
-                finally:
-                    self.restore_sequences(sequences)
+                with self.rolled_back():  # a failure here leaves the run's transaction usable
+                    statement, batch = self.insert_batch(schema, table_name, rows, seed)
+                    sequences = self.pg_sequences(schema, table_name)
+                    try:
+                        timings = self.time_inserts(statement, batch, members, seed)
+                    finally:
+                        self.restore_sequences(sequences)
             except Exception as exc:
                 # A generated row the schema rejects (a CHECK the generator cannot read, a
                 # clashing key) raises the driver's own error: the insert figures stay
                 # empty and the reason is noted; the query timings are still good.
-                if self.dialect == "sqlite" and self.driver.in_transaction:
-                    self.driver.execute("ROLLBACK")
-                if self.conn.in_transaction():
-                    self.conn.rollback()
                 reason = first_line(scrub(str(exc), self.conn.engine.url))
                 result.notes.append(f"insert cost on {table_name} not measured: {reason}")
                 continue
@@ -768,7 +859,7 @@ class _Harness:
                      seed: int) -> tuple[str, list]:
         """The INSERT in the driver's paramstyle and ``rows`` driver-ready parameter rows."""
         dialect = self.conn.dialect
-        with self.conn.begin():
+        with self.in_run():
             table = Table(table_name, MetaData(), autoload_with=self.conn, schema=schema)
             generator = RowGenerator(table, self.dialect, random.Random(seed))
             parents = parent_values(self.conn, table)
@@ -815,7 +906,7 @@ class _Harness:
             return []
         qualified = f"{self.quote(schema)}.{self.quote(table_name)}" if schema else self.quote(table_name)
         found = []
-        with self.conn.begin():
+        with self.in_run():
             columns = [c["name"] for c in inspect(self.conn).get_columns(table_name, schema=schema)]
             for column in columns:
                 sequence = self.conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
@@ -829,9 +920,7 @@ class _Harness:
     def restore_sequences(self, sequences: list[tuple[str, int, bool]]) -> None:
         if not sequences:
             return
-        if self.conn.in_transaction():
-            self.conn.rollback()
-        with self.conn.begin():
+        with self.in_run():  # setval is not transactional: it holds after the rollback
             for sequence, last, called in sequences:
                 self.conn.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
                                   {"s": sequence, "v": last, "c": called})
@@ -917,8 +1006,12 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
         with statement_timeout(engine, timeout, f"query {name}"), engine.connect() as conn:
             harness = _Harness(conn, query, candidates, clock_function)
             with harness.sqlite_cache_for_database() as result.sqlite_cache_kib:
-                _run(harness, result, repeat, warmup, analyze, seed, min_sample_seconds,
-                     insert_rows, progress)
+                try:
+                    _run(harness, result, repeat, warmup, analyze, seed, min_sample_seconds,
+                         insert_rows, progress)
+                finally:
+                    harness.end_run()
+            result.notes.extend(harness.notes)
     except ConductorError:
         raise
     except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:

@@ -746,6 +746,7 @@ class Migrations:
                 except Exception as exc:
                     report.results.append(CheckRow("head matches declared schema", "fail",
                                                    self._reason(exc), _since(started)))
+            report.results.append(self._untracked_indexes_row(scratch, at_head))
 
         # upgrade → downgrade → upgrade per revision on seeded sample rows
         if not linear:
@@ -764,6 +765,25 @@ class Migrations:
             _since(started)))
         report.results.append(self._hash_check(script))
         return report
+
+    def _untracked_indexes_row(self, head: Engine, at_head: bool) -> CheckRow:
+        """Indexes in the live database that no revision creates (a candidate left by an
+        interrupted benchmark, an index made by hand): drift the revisions do not know."""
+        name = "live indexes all created by revisions"
+        started = time.perf_counter()
+        if not at_head:
+            return CheckRow(name, "skip", "the database could not be upgraded to head", 0.0)
+        if set(self._live_heads()) != set(self._heads(self._script())):
+            return CheckRow(name, "skip", "the live database is not at head", 0.0)
+        try:
+            extra = sorted(untracked_indexes(self.engine, head))
+        except Exception as exc:
+            return CheckRow(name, "fail", self._reason(exc), _since(started))
+        if extra:
+            return CheckRow(name, "fail", f"{', '.join(extra)} in the live database, created by no "
+                            "revision: drop it, or declare it in schema.sql and create a revision "
+                            "(`conductor migrate new`)", _since(started))
+        return CheckRow(name, "pass", "no index outside the revisions", _since(started))
 
     def _reason(self, exc: Exception) -> str:
         if isinstance(exc, DBAPIError) and exc.orig is not None:
@@ -1187,6 +1207,18 @@ def _created(script: Script) -> datetime | None:
         return datetime.fromisoformat(match.group(1)) if match else None
     except (OSError, ValueError):
         return None
+
+
+def untracked_indexes(live: Engine, head: Engine) -> set[str]:
+    """``table.index`` names in ``live`` that ``head`` (a scratch database upgraded to the
+    head revision) does not have."""
+    def indexes(engine: Engine) -> set[str]:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            return {f"{table}.{ix['name']}" for table in user_tables(conn)
+                    for ix in inspector.get_indexes(table) if ix.get("name")}
+
+    return indexes(live) - indexes(head)
 
 
 def _file_sha256(path: Path) -> str:

@@ -12,6 +12,7 @@ from ..fsio import TEMP_GLOB, is_tool_temp
 from .components import Component, Workspace, is_safe_id
 from .context import SHARED_DOCS
 from .files import stale_temp_files
+from .intents import interrupted_advise, interrupted_advise_message
 from .metadata import update_metadata
 from .plan import decode_markdown, read_plan
 from .problems import Problem
@@ -170,6 +171,10 @@ def lint_component(ws: Workspace, component: Component, tracks: Tracks | None) -
         read_log(component.verification_path)
     except ConductorError as exc:
         problems.append(_from_error(exc, "verification-unreadable"))
+    intent = interrupted_advise(component.dir)
+    if intent is not None:
+        problems.append(Problem("error", intent, None, "advise-interrupted",
+                                interrupted_advise_message(cid)))
     return problems
 
 

@@ -139,7 +139,7 @@ def ip(shell, project: Path, monkeypatch):
     """The shell pointed at this test's project, every setting back at its default."""
     monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
     for setting in (f"root = {str(project)!r}", "user = 'tester'", "variable = 'conductor'",
-                    "rich = True"):
+                    "rich = True", "statement_timeout = None"):
         shell.run_line_magic("config", f"Conductor.{setting}")
     shell.user_ns.pop("conductor", None)
     return shell

@@ -147,6 +147,8 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
                         "lint: revision")
     p.add_argument("-m", "--message", help="new: the revision's message")
     p.add_argument("--empty", action="store_true", help="new: a hand-written revision (data migration)")
+    p.add_argument("--confirm", action="store_true",
+                   help="down: run a downgrade that drops tables/columns holding data")
     add_db("sql", "run SQL (cell/--file); the last result as a table with elapsed time", with_body=True)
     p = add_db("txn", "run the cell in one transaction: commit on success, roll back on any error",
                with_body=True)
@@ -417,7 +419,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                 return db.schema_declare(body, apply=a.apply)
             return db.schema_show(live=a.live)
         case "migrate":
-            return db.migrate(a.action, a.target, a.message, a.empty)
+            return db.migrate(a.action, a.target, a.message, a.empty, confirm=a.confirm)
         case "sql":
             return db.sql(body)
         case "txn":

@@ -181,7 +181,9 @@ class LiveDatabase:
         return Migrations(self.migrations_folder, self.engine)
 
     def migrate(self, action: str, target: str | None = None, message: str | None = None,
-                empty: bool = False) -> StepResult:
+                empty: bool = False, confirm: bool = False) -> StepResult:
+        """One migrate action. ``down`` that would drop tables or columns holding data (or
+        delete rows) needs ``confirm``; without it nothing changes (not even a backup)."""
         m = self.migrations()
         cid = self.component.id
         match action:
@@ -198,8 +200,18 @@ class LiveDatabase:
                                   {"revision": info.revision, "message": info.message,
                                    "path": str(info.path), "operations": info.operations})
             case "up" | "down":
-                backup = self._pre_migration_backup(m, action)
-                run = m.up(target or "head") if action == "up" else m.down(target or "-1")
+                destructive = False
+                if action == "down":
+                    from .engine.migrations import destructive_downgrade
+
+                    # a rolled-back trial run says what would go, before any backup is taken
+                    losses = m.down_losses(target or "-1")
+                    if losses and not confirm:
+                        raise destructive_downgrade(target or "-1", losses)
+                    destructive = bool(losses)
+                backup = self._pre_migration_backup(m, action, destructive)
+                run = (m.up(target or "head") if action == "up"
+                       else m.down(target or "-1", confirm=confirm))
                 data = run.to_json()
                 text = f"{cid}: {run.to_text()}"
                 if backup is not None:
@@ -227,12 +239,12 @@ class LiveDatabase:
                                   [("findings", report.frame())], exit_code=1 if report.flagged else 0)
         raise ConductorError(f"unknown migrate action '{action}'")
 
-    def _pre_migration_backup(self, m, action: str) -> dict | None:
+    def _pre_migration_backup(self, m, action: str, destructive: bool = False) -> dict | None:
         from .recovery import pre_migration_backup
 
         if action == "up" and m.at_head():
             return None  # nothing to apply: nothing to protect
-        return pre_migration_backup(self)
+        return pre_migration_backup(self, destructive=destructive)
 
     # -- SQL, transactions, integrity ------------------------------------------------------
 

@@ -120,7 +120,7 @@ def test_acceptance_declare_new_up_seed_v2_check_down_up(db):
     run = migrations.up()
     assert isinstance(run, MigrationRun)
     assert run.applied == [r1.revision] and run.from_revision is None and run.to_revision == r1.revision
-    assert run.safety == ("transaction" if engine.dialect.name == "postgresql" else "snapshot")
+    assert run.safety == "transaction"  # SQLite too: undone by rollback, never by a file copy
     assert migrations.current() == r1.revision
 
     seeded = seed(engine, rows=20)
@@ -207,7 +207,7 @@ op.execute("INSERT INTO orders (id, customer_id, status, total) VALUES (900001, 
     assert caught.value.exit_code == 1
     if password:
         assert password not in message
-    assert caught.value.run.snapshot_restored is (engine.dialect.name == "sqlite")
+    assert caught.value.run.rolled_back is True and caught.value.run.safety == "transaction"
     assert state(engine) == before
     assert migrations.current() == r1.revision
     assert "audit" not in inspect(engine).get_table_names()
@@ -403,8 +403,9 @@ def test_check_catches_an_applied_revision_edited_afterwards(db):
     assert row.status == "fail" and r1.path.name in row.detail and "edited" in row.detail
     # the other checks still pass
     assert all(r.status == "pass" for r in report.results if r is not row), report.to_text()
-    # down removes the recorded hash; up records the new one
-    migrations.down()
+    # down removes the recorded hash; up records the new one (dropping the seeded rows
+    # needs confirm)
+    migrations.down(confirm=True)
     migrations.up()
     assert migrations.check(V1, rows=5).passed
 
@@ -428,9 +429,10 @@ def test_check_fails_when_declared_schema_differs_and_when_a_round_trip_loses_ro
     assert not report.passed
 
 
-def test_sqlite_snapshot_restores_what_a_revision_committed_itself(tmp_path: Path):
-    # A data migration that commits as it goes (batches) is past any rollback; the
-    # snapshot taken before the run still brings back the exact database.
+def test_sqlite_refuses_a_revision_that_commits_itself_and_undoes_the_run(tmp_path: Path):
+    # A data migration that commits as it goes (batches) would be past any rollback: the
+    # run is one transaction, so the COMMIT is refused, the revision fails, and the
+    # rollback brings back the exact database (no snapshot file is ever written).
     engine = make_engine(f"sqlite:///{tmp_path / 'dev.sqlite'}")
     try:
         migrations, r1 = applied_v1(engine, tmp_path / "migrations", rows=10)
@@ -443,8 +445,8 @@ op.execute("INSERT INTO orders (id, customer_id, status, total) VALUES (900001, 
 """)
         with pytest.raises(DatabaseError) as caught:
             migrations.up()
-        assert bad.revision in str(caught.value) and caught.value.run.snapshot_restored
-        assert "restored from the snapshot" in str(caught.value)
+        assert bad.revision in str(caught.value) and caught.value.run.rolled_back
+        assert "ran COMMIT itself" in str(caught.value) and "rolled back" in str(caught.value)
         after = state(engine)
         assert after == before and after[1]["order_items"].rows == 10
         assert "audit" not in inspect(engine).get_table_names()

@@ -4,6 +4,7 @@ current, sql, check and lint, and the failed-migration guarantee (schema and row
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,66 @@ def test_failed_downgrade_is_undone_too(db):
     assert r2.revision in str(caught.value) and "downgrade failed" in str(caught.value)
     assert state(engine) == before
     assert migrations.current() == r2.revision
+
+
+def test_failed_batch_rebuild_is_rolled_back_whole(db):
+    # SQLite batch mode creates a copy, copies the rows, drops and renames tables; all of it
+    # is inside the run's transaction, so a failure afterwards (here a dangling foreign key:
+    # PRAGMA foreign_key_check on SQLite, the constraint itself on PostgreSQL) undoes it all.
+    engine, folder, _ = db
+    migrations, r1 = applied_v1(engine, folder, rows=8)
+    before = state(engine)
+    bad = hand_written(migrations, "rebuild orders, rename items, then an orphan", """
+sqlite = op.get_bind().dialect.name == "sqlite"
+with op.batch_alter_table("orders", recreate="always" if sqlite else "auto") as batch:
+    batch.alter_column("status", type_=sa.String(40))
+    batch.add_column(sa.Column("note", sa.Text()))
+op.rename_table("order_items", "order_lines")
+op.execute("INSERT INTO order_lines (order_id, line, sku, qty) VALUES (424242, 1, 'x', 1)")
+""")
+    with pytest.raises(DatabaseError) as caught:
+        migrations.up()
+    assert bad.revision in str(caught.value) and "rolled back" in str(caught.value)
+    assert "foreign key" in str(caught.value).lower()
+    assert state(engine) == before
+    assert set(inspect(engine).get_table_names()) >= {"orders", "order_items"}
+    assert not any(n.startswith("_alembic_tmp") or n == "order_lines"
+                   for n in inspect(engine).get_table_names())
+    assert migrations.current() == r1.revision
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # foreign keys back on for the tool's connections
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrate_up_waits_for_a_writer_then_gives_up_unchanged(db, monkeypatch):
+    # Another connection holds the write lock (SQLite) / the migration lock (PostgreSQL)
+    # longer than the lock timeout: the run fails cleanly before it changes anything.
+    engine, folder, _ = db
+    migrations, r1 = applied_v1(engine, folder, rows=3)
+    hand_written(migrations, "vip flag",
+                 'op.add_column("customers", sa.Column("vip", sa.Integer(), nullable=True))')
+    before = state(engine)
+    monkeypatch.setattr("conductor_magics.engine.migrations.LOCK_TIMEOUT_SECONDS", 1)
+    other = make_engine(engine.url)
+    try:
+        with other.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("UPDATE customers SET name = name")  # holds the write lock
+            else:
+                from conductor_magics.engine.migrations import _PG_LOCK_KEY
+
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            started = time.monotonic()
+            with pytest.raises(DatabaseError) as caught:
+                migrations.up()
+            assert time.monotonic() - started >= 0.9  # it did wait
+            conn.rollback()
+    finally:
+        other.dispose()
+    message = str(caught.value)
+    assert "could not start" in message and "nothing changed" in message, message
+    assert state(engine) == before and migrations.current() == r1.revision
+    assert migrations.up().applied  # once the other one is done, it runs
 
 
 # --------------------------------------------------------------------------- new / sql / history

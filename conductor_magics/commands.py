@@ -153,6 +153,8 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
                         "lint: revision")
     p.add_argument("-m", "--message", help="new: the revision's message")
     p.add_argument("--empty", action="store_true", help="new: a hand-written revision (data migration)")
+    p.add_argument("--confirm", action="store_true",
+                   help="down: run a downgrade that drops tables/columns holding data")
     add_db("sql", "run SQL (cell/--file); the last result as a table with elapsed time", with_body=True)
     p = add_db("txn", "run the cell in one transaction: commit on success, roll back on any error",
                with_body=True)
@@ -453,7 +455,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
             if a.action in ("new", "up", "down"):  # an interrupted advise --apply comes first
                 from .tuning import finish_interrupted_apply
                 finished = finish_interrupted_apply(db)
-            result = db.migrate(a.action, a.target, a.message, a.empty)
+            result = db.migrate(a.action, a.target, a.message, a.empty, confirm=a.confirm)
             if finished:
                 result.summary = f"{db.component.id}: {finished}; {result.summary}"
             return result

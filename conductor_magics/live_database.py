@@ -129,7 +129,7 @@ class LiveDatabase:
 
     def schema_declare(self, sql: str, apply: bool = False) -> StepResult:
         """Validate DDL on a scratch database, then save it as the declared schema."""
-        from .engine.schema import apply_sql, validate
+        from .engine.schema import validate
 
         if not sql.strip():
             raise ConductorError("the schema cell is empty",
@@ -145,14 +145,47 @@ class LiveDatabase:
         except DatabaseError as exc:  # the DDL is the user's input: exit 2, not 1
             raise ConductorError(exc.message, hint=exc.hint) from None
         with self.session.workspace.lock():
-            atomic_write_bytes(self.declared_path, sql.encode("utf-8"))
-        applied = False
-        if apply:
-            apply_sql(self.engine, sql)
-            applied = True
+            if apply:
+                self._apply_and_save(sql)
+            else:
+                atomic_write_bytes(self.declared_path, sql.encode("utf-8"))
         return self._schema_result(report, f"declared schema saved to {self.declared_path}"
-                                   + (" and applied to the live database" if applied else ""),
-                                   applied=applied)
+                                   + (" and applied to the live database" if apply else ""),
+                                   applied=apply)
+
+    def _apply_and_save(self, sql: str) -> None:
+        """Apply ``sql`` to the live database in one transaction and write schema.sql just
+        before its commit: a failed statement changes neither, a failed write rolls the DDL
+        back, and a failed commit puts the previous schema.sql back."""
+        from sqlalchemy.exc import DBAPIError
+
+        from .engine.connection import first_line, scrub
+        from .engine.schema import apply_sql
+
+        path = self.declared_path
+        previous = path.read_bytes() if path.is_file() else None
+        written = False
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                apply_sql(conn, sql)
+                atomic_write_bytes(path, sql.encode("utf-8"))
+                written = True
+        except BaseException as exc:
+            if written:  # the commit failed after the write: undo the write
+                if previous is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(path, previous)
+            if isinstance(exc, DatabaseError):
+                hint = f"{exc.hint}; " if exc.hint else ""
+                raise DatabaseError(exc.message, path=exc.path, line=exc.line,
+                                    hint=f"{hint}{path.name} was not changed") from None
+            if isinstance(exc, DBAPIError):
+                raise DatabaseError(
+                    f"applying the declared schema failed: "
+                    f"{first_line(scrub(str(exc.orig or exc), self.engine.url))}",
+                    hint=f"nothing was applied and {path.name} was not changed") from None
+            raise
 
     def schema_show(self, live: bool = False) -> StepResult:
         from .engine.schema import reflect, validate
@@ -186,7 +219,9 @@ class LiveDatabase:
         return Migrations(self.migrations_folder, engine)
 
     def migrate(self, action: str, target: str | None = None, message: str | None = None,
-                empty: bool = False) -> StepResult:
+                empty: bool = False, confirm: bool = False) -> StepResult:
+        """One migrate action. ``down`` that would drop tables or columns holding data (or
+        delete rows) needs ``confirm``; without it nothing changes (not even a backup)."""
         m = self.migrations()
         cid = self.component.id
         match action:
@@ -203,8 +238,18 @@ class LiveDatabase:
                                   {"revision": info.revision, "message": info.message,
                                    "path": str(info.path), "operations": info.operations})
             case "up" | "down":
-                backup = self._pre_migration_backup(m, action)
-                run = m.up(target or "head") if action == "up" else m.down(target or "-1")
+                destructive = False
+                if action == "down":
+                    from .engine.migrations import destructive_downgrade
+
+                    # a rolled-back trial run says what would go, before any backup is taken
+                    losses = m.down_losses(target or "-1")
+                    if losses and not confirm:
+                        raise destructive_downgrade(target or "-1", losses)
+                    destructive = bool(losses)
+                backup = self._pre_migration_backup(m, action, destructive)
+                run = (m.up(target or "head") if action == "up"
+                       else m.down(target or "-1", confirm=confirm))
                 data = run.to_json()
                 text = f"{cid}: {run.to_text()}"
                 if backup is not None:
@@ -232,12 +277,12 @@ class LiveDatabase:
                                   [("findings", report.frame())], exit_code=1 if report.flagged else 0)
         raise ConductorError(f"unknown migrate action '{action}'")
 
-    def _pre_migration_backup(self, m, action: str) -> dict | None:
+    def _pre_migration_backup(self, m, action: str, destructive: bool = False) -> dict | None:
         from .recovery import pre_migration_backup
 
         if action == "up" and m.at_head():
             return None  # nothing to apply: nothing to protect
-        return pre_migration_backup(self)
+        return pre_migration_backup(self, destructive=destructive)
 
     # -- SQL, transactions, integrity ------------------------------------------------------
 

@@ -97,22 +97,24 @@ def restore(db: LiveDatabase, ref: str, *, target: str | None = None, confirm: b
     return _result(db, report)
 
 
-def wants_pre_migration_backup(db: LiveDatabase) -> bool:
-    """workflow.md's ``Pre-migration backups`` setting; by default, engines whose DDL is not
-    transactional (SQLite's ALTERs rebuild tables; MySQL commits each statement)."""
+def wants_pre_migration_backup(db: LiveDatabase, destructive: bool = False) -> bool:
+    """workflow.md's ``Pre-migration backups`` setting; by default (auto), engines whose DDL
+    is not transactional (SQLite's ALTERs rebuild tables; MySQL commits each statement),
+    and every engine when the migration deletes data (a confirmed destructive downgrade:
+    a rollback cannot bring that back once it is committed)."""
     setting = db.session.preferences().pre_migration_backup
     if setting == ALWAYS:
         return True
     if setting == NEVER:
         return False
-    return not has_transactional_ddl(db.engine)
+    return destructive or not has_transactional_ddl(db.engine)
 
 
-def pre_migration_backup(db: LiveDatabase) -> dict | None:
+def pre_migration_backup(db: LiveDatabase, destructive: bool = False) -> dict | None:
     """Take the pre-migration backup when configured and the database holds something
     to protect; returns its manifest (JSON) or None. (No label: the kind says why.)"""
     from .engine.fingerprint import user_tables
 
-    if not wants_pre_migration_backup(db) or not user_tables(db.engine):
+    if not wants_pre_migration_backup(db, destructive) or not user_tables(db.engine):
         return None
     return backups(db).create(None, kind="pre-migration", progress=db.progress).to_json()

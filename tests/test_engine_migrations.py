@@ -4,6 +4,7 @@ current, sql, check and lint, and the failed-migration guarantee (schema and row
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,7 @@ def test_acceptance_declare_new_up_seed_v2_check_down_up(db):
     run = migrations.up()
     assert isinstance(run, MigrationRun)
     assert run.applied == [r1.revision] and run.from_revision is None and run.to_revision == r1.revision
-    assert run.safety == ("transaction" if engine.dialect.name == "postgresql" else "snapshot")
+    assert run.safety == "transaction"  # SQLite too: undone by rollback, never by a file copy
     assert migrations.current() == r1.revision
 
     seeded = seed(engine, rows=20)
@@ -207,7 +208,7 @@ op.execute("INSERT INTO orders (id, customer_id, status, total) VALUES (900001, 
     assert caught.value.exit_code == 1
     if password:
         assert password not in message
-    assert caught.value.run.snapshot_restored is (engine.dialect.name == "sqlite")
+    assert caught.value.run.rolled_back is True and caught.value.run.safety == "transaction"
     assert state(engine) == before
     assert migrations.current() == r1.revision
     assert "audit" not in inspect(engine).get_table_names()
@@ -244,6 +245,66 @@ def test_failed_downgrade_is_undone_too(db):
     assert r2.revision in str(caught.value) and "downgrade failed" in str(caught.value)
     assert state(engine) == before
     assert migrations.current() == r2.revision
+
+
+def test_failed_batch_rebuild_is_rolled_back_whole(db):
+    # SQLite batch mode creates a copy, copies the rows, drops and renames tables; all of it
+    # is inside the run's transaction, so a failure afterwards (here a dangling foreign key:
+    # PRAGMA foreign_key_check on SQLite, the constraint itself on PostgreSQL) undoes it all.
+    engine, folder, _ = db
+    migrations, r1 = applied_v1(engine, folder, rows=8)
+    before = state(engine)
+    bad = hand_written(migrations, "rebuild orders, rename items, then an orphan", """
+sqlite = op.get_bind().dialect.name == "sqlite"
+with op.batch_alter_table("orders", recreate="always" if sqlite else "auto") as batch:
+    batch.alter_column("status", type_=sa.String(40))
+    batch.add_column(sa.Column("note", sa.Text()))
+op.rename_table("order_items", "order_lines")
+op.execute("INSERT INTO order_lines (order_id, line, sku, qty) VALUES (424242, 1, 'x', 1)")
+""")
+    with pytest.raises(DatabaseError) as caught:
+        migrations.up()
+    assert bad.revision in str(caught.value) and "rolled back" in str(caught.value)
+    assert "foreign key" in str(caught.value).lower()
+    assert state(engine) == before
+    assert set(inspect(engine).get_table_names()) >= {"orders", "order_items"}
+    assert not any(n.startswith("_alembic_tmp") or n == "order_lines"
+                   for n in inspect(engine).get_table_names())
+    assert migrations.current() == r1.revision
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # foreign keys back on for the tool's connections
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrate_up_waits_for_a_writer_then_gives_up_unchanged(db, monkeypatch):
+    # Another connection holds the write lock (SQLite) / the migration lock (PostgreSQL)
+    # longer than the lock timeout: the run fails cleanly before it changes anything.
+    engine, folder, _ = db
+    migrations, r1 = applied_v1(engine, folder, rows=3)
+    hand_written(migrations, "vip flag",
+                 'op.add_column("customers", sa.Column("vip", sa.Integer(), nullable=True))')
+    before = state(engine)
+    monkeypatch.setattr("conductor_magics.engine.migrations.LOCK_TIMEOUT_SECONDS", 1)
+    other = make_engine(engine.url)
+    try:
+        with other.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("UPDATE customers SET name = name")  # holds the write lock
+            else:
+                from conductor_magics.engine.migrations import _PG_LOCK_KEY
+
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            started = time.monotonic()
+            with pytest.raises(DatabaseError) as caught:
+                migrations.up()
+            assert time.monotonic() - started >= 0.9  # it did wait
+            conn.rollback()
+    finally:
+        other.dispose()
+    message = str(caught.value)
+    assert "could not start" in message and "nothing changed" in message, message
+    assert state(engine) == before and migrations.current() == r1.revision
+    assert migrations.up().applied  # once the other one is done, it runs
 
 
 # --------------------------------------------------------------------------- new / sql / history
@@ -403,8 +464,9 @@ def test_check_catches_an_applied_revision_edited_afterwards(db):
     assert row.status == "fail" and r1.path.name in row.detail and "edited" in row.detail
     # the other checks still pass
     assert all(r.status == "pass" for r in report.results if r is not row), report.to_text()
-    # down removes the recorded hash; up records the new one
-    migrations.down()
+    # down removes the recorded hash; up records the new one (dropping the seeded rows
+    # needs confirm)
+    migrations.down(confirm=True)
     migrations.up()
     assert migrations.check(V1, rows=5).passed
 
@@ -428,9 +490,10 @@ def test_check_fails_when_declared_schema_differs_and_when_a_round_trip_loses_ro
     assert not report.passed
 
 
-def test_sqlite_snapshot_restores_what_a_revision_committed_itself(tmp_path: Path):
-    # A data migration that commits as it goes (batches) is past any rollback; the
-    # snapshot taken before the run still brings back the exact database.
+def test_sqlite_refuses_a_revision_that_commits_itself_and_undoes_the_run(tmp_path: Path):
+    # A data migration that commits as it goes (batches) would be past any rollback: the
+    # run is one transaction, so the COMMIT is refused, the revision fails, and the
+    # rollback brings back the exact database (no snapshot file is ever written).
     engine = make_engine(f"sqlite:///{tmp_path / 'dev.sqlite'}")
     try:
         migrations, r1 = applied_v1(engine, tmp_path / "migrations", rows=10)
@@ -443,8 +506,8 @@ op.execute("INSERT INTO orders (id, customer_id, status, total) VALUES (900001, 
 """)
         with pytest.raises(DatabaseError) as caught:
             migrations.up()
-        assert bad.revision in str(caught.value) and caught.value.run.snapshot_restored
-        assert "restored from the snapshot" in str(caught.value)
+        assert bad.revision in str(caught.value) and caught.value.run.rolled_back
+        assert "ran COMMIT itself" in str(caught.value) and "rolled back" in str(caught.value)
         after = state(engine)
         assert after == before and after[1]["order_items"].rows == 10
         assert "audit" not in inspect(engine).get_table_names()

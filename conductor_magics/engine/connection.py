@@ -287,8 +287,14 @@ def _sqlite_connect(foreign_keys: bool):
     return on_connect
 
 
+#: execution option: SQLite transactions of this connection start with BEGIN IMMEDIATE,
+#: taking the write lock at once (others wait or fail) instead of at the first write
+SQLITE_BEGIN_IMMEDIATE = "conductor_sqlite_begin_immediate"
+
+
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    immediate = conn.get_execution_options().get(SQLITE_BEGIN_IMMEDIATE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 #: pip requirement of a driver module (the module name when it is not here)

@@ -5,12 +5,22 @@ Alembic does the work; this module builds its ``Config`` in code (no ``alembic.i
 URL is ever written to a file), hands it the live connection through
 ``config.attributes``, and adds what a data engineer needs around it:
 
-- **Safety.** On PostgreSQL (transactional DDL) one ``up``/``down`` is one transaction. On
-  SQLite a snapshot is taken first with the sqlite3 online backup API and copied back if a
-  revision fails (SQLAlchemy 2.1 also wraps SQLite DDL in BEGIN, but a revision may commit
-  by itself, e.g. a data migration in batches, and older drivers commit DDL at once). Either way a failed run leaves schema
-  and rows exactly as they were, and the error names the revision and the driver's reason.
-  Dialects with neither (e.g. MySQL) are refused plainly.
+- **Safety.** One ``up``/``down`` is one transaction, on PostgreSQL and on SQLite (whose DDL
+  is transactional once the transaction is opened explicitly, see ``connection.py``), and a
+  failed run is undone by rolling it back — never by copying a file back, which would also
+  erase what other connections committed meanwhile. The transaction holds the database for
+  the whole run (SQLite ``BEGIN IMMEDIATE``; PostgreSQL an advisory lock), and the live
+  revision is read only once it is held: a second ``migrate up`` waits for the first and
+  then finds nothing to do, other writers wait, and nobody races. On SQLite a revision may
+  not COMMIT or ROLLBACK by itself (an authorizer refuses it), so the run stays one unit.
+  A failed run leaves schema and rows exactly as they were, and the error names the
+  revision and the driver's reason. Dialects without transactional DDL (e.g. MySQL) are
+  refused plainly.
+- **Destructive downgrades.** ``down`` counts the rows and non-NULL values of every table
+  before it runs and compares afterwards, inside the same transaction: a downgrade that
+  drops tables or columns holding data, or deletes rows, is rolled back and refused unless
+  ``confirm`` is given (:meth:`Migrations.down_losses` runs the same check and always rolls
+  back, to ask before a backup is taken).
 - **Foreign keys in batch mode.** SQLite table rebuilds (``render_as_batch``) drop and
   re-create tables; with ``PRAGMA foreign_keys=ON`` (the tool's default) that would fail or
   cascade. Migrations therefore run with foreign keys off on their connection, and
@@ -27,10 +37,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import re
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,7 +72,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import quoted_name
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
-from .connection import first_line, has_transactional_ddl, require_reflection, scrub
+from ..fsio import atomic_write_bytes
+from .connection import (
+    SQLITE_BEGIN_IMMEDIATE,
+    first_line,
+    has_transactional_ddl,
+    require_reflection,
+    scrub,
+)
 from .fingerprint import TOOL_TABLES, TableFingerprint, fingerprint_table, user_tables
 from .sample import seed
 from .schema import declared_metadata
@@ -76,6 +91,10 @@ FILE_TEMPLATE = ("%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(sec
 HASH_TABLE_NAME = "conductor_revision_hashes"
 assert HASH_TABLE_NAME in TOOL_TABLES  # fingerprints and comparisons leave it out
 NEW_HINT = "create the first revision with `conductor migrate new -m MESSAGE`"
+#: how long ``up``/``down`` waits for another migration or writer before giving up unchanged
+LOCK_TIMEOUT_SECONDS = 30
+#: PostgreSQL advisory lock key held by ``up``/``down``: one migration at a time per database
+_PG_LOCK_KEY = 0x636F6E64756374  # "conduct"
 
 _hash_metadata = MetaData()
 REVISION_HASHES = Table(
@@ -209,21 +228,26 @@ class MigrationRun:
     to_revision: str | None
     applied: list[str]
     seconds: float
-    snapshot_restored: bool = False
-    #: how a failure would have been undone: "transaction" or "snapshot" ("" when nothing ran)
+    #: whether a failed run was rolled back (set on the error's ``run``)
+    rolled_back: bool = False
+    #: how a failure is undone: "transaction" ("" when nothing ran)
     safety: str = ""
+    #: what a downgrade deleted (confirmed) or would delete: "table t (12 row(s))", ...
+    losses: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"from_revision": self.from_revision, "to_revision": self.to_revision,
                 "applied": list(self.applied), "seconds": round(self.seconds, 4),
-                "snapshot_restored": self.snapshot_restored, "safety": self.safety}
+                "rolled_back": self.rolled_back, "safety": self.safety,
+                "losses": list(self.losses)}
 
     def to_text(self) -> str:
         if not self.applied:
             return f"nothing to do: the database is at {self.to_revision or 'base'}"
         return (f"{self.from_revision or 'base'} → {self.to_revision or 'base'}: "
                 f"{len(self.applied)} revision(s) ({', '.join(self.applied)}) "
-                f"in {self.seconds:.2f}s")
+                f"in {self.seconds:.2f}s"
+                + (f"; deleted {'; '.join(self.losses)}" if self.losses else ""))
 
 
 @dataclass
@@ -303,6 +327,19 @@ class _RevisionFailed(Exception):
     """A check the tool runs after a revision (e.g. foreign_key_check) failed."""
 
 
+class DestructiveDowngrade(ConductorError):
+    """A downgrade would drop tables or columns holding data (or delete rows) and was not
+    confirmed; nothing was changed."""
+
+
+def destructive_downgrade(target: str, losses: list[str]) -> DestructiveDowngrade:
+    """The refusal of an unconfirmed downgrade to ``target`` that would delete ``losses``."""
+    return DestructiveDowngrade(
+        f"migrate down {target} would delete data: {'; '.join(losses)}",
+        hint="nothing changed: pass --confirm to run it (a pre-migration backup is taken "
+             "first unless workflow.md says never)")
+
+
 # --------------------------------------------------------------------------- the API
 
 
@@ -327,7 +364,7 @@ class Migrations:
         for name, content in (("env.py", env_py), ("script.py.mako", SCRIPT_MAKO)):
             path = self.folder / name
             if not path.exists():
-                _write_atomic(path, content)
+                atomic_write_bytes(path, content.encode("utf-8"))
                 created = True
         return created
 
@@ -420,22 +457,49 @@ class Migrations:
     # ----------------------------------------------------------------- running migrations
 
     @contextmanager
-    def _migration_connection(self, engine: Engine) -> Iterator[Connection]:
+    def _migration_connection(self, engine: Engine, lock: bool = False) -> Iterator[Connection]:
         """A connection to run migrations on. SQLite: foreign keys off while batch mode
         rebuilds tables (PRAGMA foreign_keys is ignored inside a transaction, so it is set
-        before one starts), back on afterwards."""
+        before one starts), back on afterwards. ``lock``: its transactions start with
+        BEGIN IMMEDIATE and wait up to LOCK_TIMEOUT_SECONDS for other writers."""
         sqlite = engine.dialect.name == "sqlite"
         with engine.connect() as conn:
-            # SQLAlchemy emits BEGIN on SQLite itself, so the PRAGMA goes straight to the
+            # SQLAlchemy emits BEGIN on SQLite itself, so the PRAGMAs go straight to the
             # driver while no transaction is open.
-            if sqlite:
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            driver = conn.connection.driver_connection if sqlite else None
+            busy = None
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=OFF")
+                if lock:
+                    busy = driver.execute("PRAGMA busy_timeout").fetchone()[0]
+                    driver.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
+                    conn.execution_options(**{SQLITE_BEGIN_IMMEDIATE: True})
             try:
                 yield conn
             finally:
-                if sqlite:
+                if driver is not None:
                     conn.rollback()
-                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                    driver.execute("PRAGMA foreign_keys=ON")
+                    if busy is not None:
+                        driver.execute(f"PRAGMA busy_timeout={int(busy)}")
+
+    def _hold(self, conn: Connection, verb: str) -> None:
+        """Begin the run's transaction holding the database: SQLite BEGIN IMMEDIATE (other
+        writers wait for it), PostgreSQL a transaction-scoped advisory lock (another
+        ``up``/``down`` waits). Gives up unchanged after LOCK_TIMEOUT_SECONDS."""
+        try:
+            conn.begin()
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_SECONDS)}s'")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+                conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        except DBAPIError as exc:
+            conn.rollback()
+            raise DatabaseError(
+                f"migrate {verb} could not start: another connection held the database for "
+                f"more than {LOCK_TIMEOUT_SECONDS}s (another migration or a long write "
+                f"transaction): {self._url_scrub(first_line(str(exc.orig or exc)))}",
+                hint="nothing changed: run it again when the other one has finished") from None
 
     def _plan(self, script: ScriptDirectory, target: str, heads: tuple[str, ...],
               upgrade: bool) -> list[Script]:
@@ -486,75 +550,92 @@ class Migrations:
         with EnvironmentContext(config, script, fn=steps, destination_rev=target):
             script.run_env()
 
-    def _migrate(self, target: str, upgrade: bool) -> MigrationRun:
+    def _migrate(self, target: str, upgrade: bool, confirm: bool = True,
+                 dry_run: bool = False) -> MigrationRun:
         started = time.perf_counter()
+        verb = "up" if upgrade else "down"
         script = self._script()
         self._require_revisions(script)
-        heads = self._live_heads()
-        self._applied(script, heads)  # the live revision must be known here
-        before = ",".join(sorted(heads)) or None
-        plan = self._plan(script, target, heads, upgrade)
-        if not plan:
-            return MigrationRun(before, before, [], time.perf_counter() - started)
-        snapshot = None
-        if has_transactional_ddl(self.engine):
-            safety = "transaction"
-        elif self.engine.dialect.name == "sqlite":
-            safety = "snapshot"
-            snapshot = _SqliteSnapshot(self.engine)
-        else:
+        if not (has_transactional_ddl(self.engine) or self.engine.dialect.name == "sqlite"):
             raise UnsupportedByDialect(
-                f"migrate {'up' if upgrade else 'down'} is not supported on "
-                f"{self.engine.dialect.name}: its DDL is not transactional and the tool cannot "
-                "snapshot it, so a failed revision could leave the database half-migrated",
+                f"migrate {verb} is not supported on {self.engine.dialect.name}: its DDL is "
+                "not transactional, so a failed revision could leave the database half-migrated",
                 hint="take a backup and run the SQL from `conductor migrate sql` yourself")
         done: list[str] = []
-        try:
-            with self._migration_connection(self.engine) as conn, conn.begin():
-                self._run_steps(conn, script, target, upgrade, done, record_hashes=True)
-        except Exception as exc:
-            restored = False
-            if snapshot is not None:
-                snapshot.restore()
-                restored = True
-            error = self._failure(exc, plan, done, upgrade, restored)
-            error.run = MigrationRun(before, before, [], time.perf_counter() - started,
-                                     restored, safety)
-            raise error from None
-        finally:
-            if snapshot is not None:
-                snapshot.discard()
-        return MigrationRun(before, self.current(), done, time.perf_counter() - started,
-                            False, safety)
+        with self._migration_connection(self.engine, lock=True) as conn:
+            self._hold(conn, verb)
+            try:
+                # read only now that the database is held: a run that waited for another
+                # one sees what that one applied
+                heads = tuple(MigrationContext.configure(conn).get_current_heads())
+                self._applied(script, heads)
+                before = ",".join(sorted(heads)) or None
+                plan = self._plan(script, target, heads, upgrade)
+            except BaseException:
+                conn.rollback()
+                raise
+            if not plan:
+                conn.rollback()
+                return MigrationRun(before, before, [], time.perf_counter() - started)
+            denied: list[str] = []
+            try:
+                counts = None if upgrade else _measure(conn)
+                with _one_transaction(conn, denied):
+                    self._run_steps(conn, script, target, upgrade, done, record_hashes=True)
+                losses = [] if counts is None else _losses(counts, _measure(conn))
+                after = ",".join(sorted(MigrationContext.configure(conn).get_current_heads()))
+                if losses and not confirm:
+                    raise destructive_downgrade(target, losses)
+                if dry_run:
+                    conn.rollback()
+                else:
+                    conn.commit()
+            except Exception as exc:
+                conn.rollback()
+                error = self._failure(exc, plan, done, upgrade, denied)
+                error.run = MigrationRun(before, before, [], time.perf_counter() - started,
+                                         True, "transaction")
+                raise error from None
+        return MigrationRun(before, before if dry_run else (after or None), done,
+                            time.perf_counter() - started, False, "transaction", losses)
 
     def _failure(self, exc: Exception, plan: list[Script], done: list[str], upgrade: bool,
-                 restored: bool) -> ConductorError:
+                 denied: list[str]) -> ConductorError:
         if isinstance(exc, ConductorError):
             return exc
         failed = plan[len(done)] if len(done) < len(plan) else plan[-1]
-        if isinstance(exc, DBAPIError) and exc.orig is not None:
+        if denied:
+            reason = (f"the revision ran {denied[0]} itself, which a migration may not do: "
+                      "the whole run is one transaction so that a failure can be undone "
+                      "(split a large data migration into several revisions instead)")
+        elif isinstance(exc, DBAPIError) and exc.orig is not None:
             reason = first_line(str(exc.orig))
         elif isinstance(exc, _RevisionFailed):
             reason = str(exc)
         else:
             reason = f"{type(exc).__name__}: {first_line(str(exc))}"
         reason = self._url_scrub(reason)
-        undone = ("restored from the snapshot taken before the run" if restored
-                  else "rolled back")
         return DatabaseError(
             f"{'upgrade' if upgrade else 'downgrade'} failed in revision {failed.revision} "
             f"({failed.doc}): {reason}",
             path=failed.path,
-            hint=f"nothing changed: the database was {undone}"
+            hint="nothing changed: the run's transaction was rolled back"
                  + (f" (revisions {', '.join(done)} were undone too)" if done else ""))
 
     def up(self, target: str = "head") -> MigrationRun:
-        """Upgrade the live database to ``target`` (default: head) in one safe run."""
+        """Upgrade the live database to ``target`` (default: head) in one transaction."""
         return self._migrate(target, upgrade=True)
 
-    def down(self, target: str = "-1") -> MigrationRun:
-        """Downgrade the live database to ``target`` (default: one revision back)."""
-        return self._migrate(target, upgrade=False)
+    def down(self, target: str = "-1", confirm: bool = False) -> MigrationRun:
+        """Downgrade the live database to ``target`` (default: one revision back) in one
+        transaction. A downgrade that drops tables or columns holding data, or deletes
+        rows, is rolled back and raises :class:`DestructiveDowngrade` unless ``confirm``."""
+        return self._migrate(target, upgrade=False, confirm=confirm)
+
+    def down_losses(self, target: str = "-1") -> list[str]:
+        """What ``down(target)`` would delete ("table t (12 row(s))", "column t.c (3
+        value(s))", "5 row(s) of table t"), found by running it and rolling it back."""
+        return self._migrate(target, upgrade=False, confirm=True, dry_run=True).losses
 
     # ----------------------------------------------------------------- new revisions
 
@@ -926,40 +1007,62 @@ class Migrations:
         return report
 
 
-# --------------------------------------------------------------------------- snapshots
+# --------------------------------------------------------------------------- one transaction
 
 
-class _SqliteSnapshot:
-    """A copy of a SQLite database taken with the online backup API: into a temporary
-    file next to the database (so it stays on the same disk), or memory for ``:memory:``."""
+@contextmanager
+def _one_transaction(conn: Connection, denied: list[str]) -> Iterator[None]:
+    """While a run's revisions execute on SQLite, refuse a COMMIT or ROLLBACK they issue
+    themselves (through the driver or SQL): it would end the run's transaction, making
+    what follows autocommit and a later failure impossible to undo. ``denied`` records it."""
+    driver = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+    if driver is None:
+        yield
+        return
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        database = engine.url.database
-        self.path: str | None = None
-        if database and database != ":memory:" and not database.startswith("file:"):
-            fd, self.path = tempfile.mkstemp(prefix=".conductor-snapshot-", suffix=".sqlite",
-                                             dir=Path(database).resolve().parent)
-            os.close(fd)
-        self.copy = sqlite3.connect(self.path or ":memory:")
-        raw = engine.raw_connection()
-        try:
-            raw.driver_connection.backup(self.copy)
-        finally:
-            raw.close()
+    def authorize(action, arg1, *_):
+        if action == sqlite3.SQLITE_TRANSACTION and arg1 in ("COMMIT", "ROLLBACK"):
+            denied.append(arg1)
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
 
-    def restore(self) -> None:
-        raw = self.engine.raw_connection()
-        try:
-            raw.driver_connection.rollback()
-            self.copy.backup(raw.driver_connection)
-        finally:
-            raw.close()
+    driver.set_authorizer(authorize)
+    try:
+        yield
+    finally:
+        driver.set_authorizer(None)
 
-    def discard(self) -> None:
-        self.copy.close()
-        if self.path:
-            Path(self.path).unlink(missing_ok=True)
+
+def _measure(conn: Connection) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per user table: (rows, non-NULL values per column), in one scan per table."""
+    quote = conn.dialect.identifier_preparer.quote
+    insp = inspect(conn)
+    found: dict[str, tuple[int, dict[str, int]]] = {}
+    for name in user_tables(conn):
+        columns = [c["name"] for c in insp.get_columns(name)]
+        counts = ", ".join(["count(*)", *(f"count({quote(c)})" for c in columns)])
+        row = conn.execute(text(f"SELECT {counts} FROM {quote(name)}")).one()
+        found[name] = (int(row[0]), {c: int(v) for c, v in zip(columns, row[1:], strict=True)})
+    return found
+
+
+def _losses(before: dict[str, tuple[int, dict[str, int]]],
+            after: dict[str, tuple[int, dict[str, int]]]) -> list[str]:
+    """What went missing between two :func:`_measure` results: tables with rows, columns
+    with non-NULL values, rows of tables that remain."""
+    lost: list[str] = []
+    for table, (rows, columns) in sorted(before.items()):
+        if table not in after:
+            if rows:
+                lost.append(f"table {table} ({rows} row(s))")
+            continue
+        kept_rows, kept = after[table]
+        for column, values in columns.items():
+            if column not in kept and values:
+                lost.append(f"column {table}.{column} ({values} value(s))")
+        if kept_rows < rows:
+            lost.append(f"{rows - kept_rows} row(s) of table {table}")
+    return lost
 
 
 # --------------------------------------------------------------------------- lint helpers
@@ -1229,19 +1332,5 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def _write_atomic(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-__all__ = ["CheckReport", "CheckRow", "LintFinding", "LintReport", "MigrationRun", "Migrations",
-           "RevisionInfo"]
+__all__ = ["CheckReport", "CheckRow", "DestructiveDowngrade", "destructive_downgrade", "LintFinding", "LintReport",
+           "MigrationRun", "Migrations", "RevisionInfo"]

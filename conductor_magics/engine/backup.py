@@ -110,6 +110,7 @@ from ..fsio import (
 from .connection import (
     SECRET_KEYS,
     connection_of,
+    driver_reason,
     first_line,
     libpq_params,
     libpq_quote,
@@ -557,7 +558,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 def _reason(exc: BaseException, *urls: URL | str | None) -> str:
     """The first line of an error, passwords removed."""
-    return first_line(scrub(str(getattr(exc, "orig", None) or exc), *urls))
+    return driver_reason(exc, *urls)
 
 
 def _table_exists(conn: Connection, name: str) -> bool:

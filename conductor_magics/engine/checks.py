@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from ..errors import ConductorError
+from ..errors import ConductorError, DatabaseUnavailable
+from .connection import database_error, is_driver_error
 from .results import FAIL, PASS, SKIP, CheckResult
 
 
@@ -44,16 +45,33 @@ def register(kind: str) -> Callable[[CheckFunction], CheckFunction]:
 
 
 def run_checks(kind: str, context: CheckContext) -> list[CheckResult]:
-    """Every registered check of ``kind``; a check that raises is a failure, not a crash."""
+    """Every registered check of ``kind``; a check that raises is a failed row (one line,
+    passwords scrubbed), not a crash.
+
+    A database that cannot be used just now (locked by another connection, a lock wait
+    that timed out, a lost connection) raises :class:`DatabaseUnavailable` instead: the
+    checks could not look at the data, so the gate neither passes nor fails on it, and
+    a failed row would only invite a waiver.
+    """
     results: list[CheckResult] = []
     for func in REGISTRY.get(kind, []):
+        name = func.__name__.replace("_", " ")
         started = time.perf_counter()
         try:
             for result in func(context):
                 results.append(result)
+        except DatabaseUnavailable:
+            raise
         except ConductorError as exc:
-            results.append(CheckResult(func.__name__.replace("_", " "), FAIL, str(exc),
-                                       time.perf_counter() - started))
+            results.append(_timed(name, started, False, str(exc)))
+        except Exception as exc:
+            if not is_driver_error(exc):
+                raise
+            error = database_error(f"{kind} gate checks", exc, context.engine.url,
+                                   hint="no verdict was recorded")
+            if isinstance(error, DatabaseUnavailable):
+                raise error from None
+            results.append(_timed(name, started, False, error.message))
     return results
 
 

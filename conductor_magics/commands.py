@@ -338,6 +338,28 @@ def run(inv: Invocation, session: Session, *, body: str | None = None, url: str 
     configured statement timeout (``%config Conductor.statement_timeout``), which
     ``--timeout`` overrides.
     """
+    try:
+        return _run(inv, session, body, url, engine, namespace, execute, progress, timeout)
+    except ConductorError:
+        raise
+    except Exception as exc:
+        # The edges' one boundary for database errors a step did not word itself (every
+        # command, verify --run-checks included): one line naming the command, passwords
+        # scrubbed, never a traceback. Imported here: most commands never load SQLAlchemy.
+        from .engine.connection import database_error, is_driver_error
+
+        if not is_driver_error(exc):
+            raise
+        known = [u for u in (getattr(inv.args, "url", None), getattr(inv.args, "target_url", None),
+                             url, getattr(engine, "url", None)) if u]
+        hint = ("nothing was committed by the failed statement" if inv.command in ENGINE_COMMANDS
+                else "nothing was recorded")
+        raise database_error(inv.command, exc, *known, hint=hint) from None
+
+
+def _run(inv: Invocation, session: Session, body: str | None, url: str | None, engine: Any,
+         namespace: dict | None, execute: Callable[[str], bool] | None, progress: Any,
+         timeout: float | None) -> Any:
     a = inv.args
     if inv.command in ENGINE_COMMANDS:
         return run_engine(inv, session, read_body(inv, body), url, engine, namespace, progress,
@@ -419,22 +441,7 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
     db = session.database(component, url=explicit or url, engine=None if explicit else engine,
                           progress=progress)
     db.timeout = timeout
-    try:
-        return _dispatch_engine(inv, db, body, action, namespace)
-    except Exception as exc:
-        # The one boundary for database errors a step did not translate itself: one line,
-        # passwords scrubbed, never a traceback. (SQLAlchemy is imported only by now.)
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if not isinstance(exc, SQLAlchemyError):
-            raise
-        from .engine.connection import first_line, scrub
-        from .errors import DatabaseError
-
-        known = [u for u in (explicit, url, getattr(engine, "url", None)) if u]
-        reason = first_line(scrub(str(getattr(exc, "orig", None) or exc), *known))
-        raise DatabaseError(f"{command} failed: {reason}",
-                            hint="nothing was committed by the failed statement") from None
+    return _dispatch_engine(inv, db, body, action, namespace)
 
 
 def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | None,

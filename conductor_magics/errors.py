@@ -85,6 +85,15 @@ class DatabaseError(ConductorError):
     exit_code = 1
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The database could not be used just now: locked by another connection, a lock wait
+    timed out, a deadlock, or the connection was lost. It says nothing about the data (a
+    gate cannot pass or fail on it); the message says what to do, usually retry."""
+
+    #: "locked", "lock timeout", "deadlock" or "connection lost"
+    kind: str | None = None
+
+
 class BadDatabaseURL(DatabaseError):
     """A database URL that cannot be parsed (bad input: nothing was tried or changed)."""
 

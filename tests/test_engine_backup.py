@@ -23,23 +23,21 @@ from sample_ddl import V1
 from sqlalchemy import Engine, insert
 
 from conductor_magics.engine.backup import (
-    GATE_DRILL,
-    GATE_NEWER,
     Backups,
     Manifest,
     PgTools,
     PruneReport,
     RestoreReport,
     VerifyReport,
-    gate_checks,
     last_migration_at,
     migration_head,
     pg_tool_connection,
 )
-from conductor_magics.engine.checks import FAIL, PASS, CheckContext
+from conductor_magics.engine.checks import GATE_DRILL, GATE_NEWER, CheckContext, gate_checks
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint, schema_snapshot
 from conductor_magics.engine.migrations import REVISION_HASHES
+from conductor_magics.engine.results import FAIL, PASS
 from conductor_magics.engine.sample import seed
 from conductor_magics.engine.schema import apply_sql
 from conductor_magics.errors import ConductorError

@@ -83,3 +83,107 @@ def test_engine_layer_knows_databases_only():
             if level >= 2:
                 assert module in ("errors", "fsio"), \
                     f"engine/{path.name} imports ..{module} (only ..errors and ..fsio are allowed)"
+
+
+# --------------------------------------------------------------------------- import circles
+
+PACKAGE = Path(__file__).resolve().parent.parent / "conductor_magics"
+
+#: circles that exist today and are being untied; to be removed by issue 11 (the test
+#: fails once a listed circle is gone, so this list cannot go stale)
+KNOWN_CIRCLES: set[frozenset[str]] = {
+    frozenset({"conductor_magics.live_database", "conductor_magics.recovery",
+               "conductor_magics.session", "conductor_magics.tuning"}),
+}
+
+
+def _module_files(package: Path) -> dict[str, Path]:
+    modules = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the package's modules it imports, at module level or inside functions
+    (``from . import x`` and ``from .x import name`` alike). A module importing its own
+    parent package does not count (that is Python running ``__init__`` first)."""
+    modules = _module_files(package)
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                if node.level:
+                    base = base[:len(base) - (node.level - 1)]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    prefix = node.module or ""
+                names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+            for name in names:
+                if name in modules and name != module and not module.startswith(name + "."):
+                    graph[module].add(name)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[frozenset[str]] = set()
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.add(frozenset(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles_beyond_the_known_ones():
+    found = circles(import_graph(PACKAGE))
+    new = found - KNOWN_CIRCLES
+    assert not new, "import circles: " + "; ".join(" ↔ ".join(sorted(c)) for c in new)
+    gone = KNOWN_CIRCLES - found
+    assert not gone, ("these circles are gone: remove them from KNOWN_CIRCLES: "
+                      + "; ".join(" ↔ ".join(sorted(c)) for c in gone))
+
+
+def test_the_circle_finder_sees_function_level_imports(tmp_path: Path):
+    # Guards against a check that cannot fail: a circle closed only inside a function.
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from .sub import b\n")
+    (package / "sub" / "b.py").write_text("def f():\n    from ..a import thing\n")
+    (package / "c.py").write_text("from . import a\n")
+    assert circles(import_graph(package)) == {frozenset({"pkg.a", "pkg.sub.b"})}

@@ -107,10 +107,10 @@ from ..fsio import (
     temp_owner_alive,
     temp_path_for,
 )
-from .checks import FAIL, PASS, SKIP, CheckContext, CheckResult
 from .connection import (
     SECRET_KEYS,
     connection_of,
+    driver_reason,
     first_line,
     libpq_params,
     libpq_quote,
@@ -119,6 +119,7 @@ from .connection import (
     scrub,
 )
 from .fingerprint import fingerprint
+from .results import FAIL, PASS, SKIP, CheckResult
 from .scratch import scratch_engine
 
 KINDS = ("manual", "pre-migration", "safety")
@@ -154,8 +155,6 @@ CHECK_TARGET = "restores into the target"
 CHECK_SAFETY = "safety backup of the current state"
 CHECK_TABLES = "table row counts and hashes match the manifest"
 CHECK_HEAD = "migration head matches the manifest"
-GATE_NEWER = "verified backup newer than the last migration"
-GATE_DRILL = "restore drill: latest backup restored into scratch matches its manifest"
 
 
 # --------------------------------------------------------------------------- manifest
@@ -559,7 +558,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 def _reason(exc: BaseException, *urls: URL | str | None) -> str:
     """The first line of an error, passwords removed."""
-    return first_line(scrub(str(getattr(exc, "orig", None) or exc), *urls))
+    return driver_reason(exc, *urls)
 
 
 def _table_exists(conn: Connection, name: str) -> bool:
@@ -1423,6 +1422,11 @@ class Backups:
         """Complete backups (trusted manifest and its artifact present), oldest first."""
         return self._survey().complete
 
+    def manifests(self, verified: bool | None = None) -> list[Manifest]:
+        """Complete backups, oldest first; ``verified=True``: only those whose last
+        verification passed; ``verified=False``: only those not verified successfully."""
+        return [m for m in self._manifests() if verified is None or (m.verified is True) == verified]
+
     def list(self) -> pd.DataFrame:
         """Complete backups, newest first: id, label, kind, created, size, head, verified
         (True/False: the last verification passed/failed; None: never verified), path.
@@ -1873,67 +1877,7 @@ class Backups:
         return PruneReport(kept, deleted, removed, freed, dry_run, left)
 
 
-# --------------------------------------------------------------------------- gate checks
-
-
-def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
-    """The backup & recovery phase's gate: (1) a verified backup newer than the last
-    migration exists; (2) a restore drill: the newest backup, restored into a scratch
-    database, matches its manifest (this verifies it, so it is recorded; the drill runs
-    first, so a fresh good backup satisfies both)."""
-    if ctx.component_dir is None:
-        detail = "no component folder, so no backups folder"
-        yield CheckResult(GATE_NEWER, FAIL, detail)
-        yield CheckResult(GATE_DRILL, FAIL, detail)
-        return
-    backups = Backups(ctx.component_dir / "backups", ctx.engine)
-    started = time.perf_counter()
-    newest = backups.latest()
-    if newest is None:
-        drill = CheckResult(GATE_DRILL, FAIL, f"no backups in {backups.folder}: take one with "
-                                              "`conductor backup`")
-    else:
-        try:
-            report = backups.verify(newest.id)
-            drill = CheckResult(GATE_DRILL, PASS if report.passed else FAIL,
-                                f"backup {newest.name}: " + (
-                                    f"{len(report.checks)} checks passed" if report.passed else
-                                    "; ".join(f"{c.name}: {c.detail}" for c in report.failed)),
-                                _elapsed(started))
-        except ConductorError as exc:
-            drill = CheckResult(GATE_DRILL, FAIL, str(exc), _elapsed(started))
-    yield _newer_than_last_migration(backups, ctx.engine)
-    yield drill
-
-
-def _newer_than_last_migration(backups: Backups, engine: Engine) -> CheckResult:
-    started = time.perf_counter()
-    migrated = last_migration_at(engine)
-    head = migration_head(engine)
-    verified = [m for m in backups._manifests() if m.verified is True]
-    if not verified:
-        existing = backups.latest()
-        detail = (f"no backup in {backups.folder} has passed verification: run `conductor backup verify`"
-                  if existing else f"no backups in {backups.folder}: take one with `conductor backup`")
-        return CheckResult(GATE_NEWER, FAIL, detail, _elapsed(started))
-    # newer than the last migration, and taken at the current head (a backup taken in the same
-    # second just before the migration is older than it, even though applied_at has no fraction)
-    good = [m for m in verified if (migrated is None or m.created > migrated) and m.migration_head == head]
-    if good:
-        chosen = good[-1]
-        since = f"the last migration ({migrated.isoformat()})" if migrated else "any migration (none recorded)"
-        return CheckResult(GATE_NEWER, PASS, f"backup {chosen.name} ({chosen.created_at}, head "
-                                             f"{chosen.migration_head or 'none'}) is newer than {since}",
-                           _elapsed(started))
-    newest = verified[-1]
-    return CheckResult(GATE_NEWER, FAIL,
-                       f"the newest verified backup {newest.name} ({newest.created_at}, head "
-                       f"{newest.migration_head or 'none'}) predates the last migration "
-                       f"({migrated.isoformat() if migrated else 'none'}, head {head or 'none'}): "
-                       "take and verify a new backup", _elapsed(started))
-
-
 __all__ = [
-    "KINDS", "Backups", "Manifest", "PgTools", "PruneReport", "RestoreReport", "VerifyReport", "compare_to_manifest", "gate_checks", "last_migration_at", "migration_head",
+    "KINDS", "Backups", "Manifest", "PgTools", "PruneReport", "RestoreReport", "VerifyReport", "compare_to_manifest", "last_migration_at", "migration_head",
     "pg_tool_connection",
 ]

@@ -11,27 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
-from ..errors import ConductorError
-
-PASS, FAIL, SKIP = "pass", "fail", "skip"
-
-
-@dataclass
-class CheckResult:
-    name: str
-    status: str
-    detail: str = ""
-    seconds: float = 0.0
-    #: files or text the check produced (e.g. an ER diagram) for the caller to keep
-    artifacts: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "status": self.status, "detail": self.detail,
-                "seconds": round(self.seconds, 4)}
+from ..errors import ConductorError, DatabaseUnavailable
+from .connection import database_error, is_driver_error
+from .results import FAIL, PASS, SKIP, CheckResult
 
 
 @dataclass
@@ -60,16 +45,33 @@ def register(kind: str) -> Callable[[CheckFunction], CheckFunction]:
 
 
 def run_checks(kind: str, context: CheckContext) -> list[CheckResult]:
-    """Every registered check of ``kind``; a check that raises is a failure, not a crash."""
+    """Every registered check of ``kind``; a check that raises is a failed row (one line,
+    passwords scrubbed), not a crash.
+
+    A database that cannot be used just now (locked by another connection, a lock wait
+    that timed out, a lost connection) raises :class:`DatabaseUnavailable` instead: the
+    checks could not look at the data, so the gate neither passes nor fails on it, and
+    a failed row would only invite a waiver.
+    """
     results: list[CheckResult] = []
     for func in REGISTRY.get(kind, []):
+        name = func.__name__.replace("_", " ")
         started = time.perf_counter()
         try:
             for result in func(context):
                 results.append(result)
+        except DatabaseUnavailable:
+            raise
         except ConductorError as exc:
-            results.append(CheckResult(func.__name__.replace("_", " "), FAIL, str(exc),
-                                       time.perf_counter() - started))
+            results.append(_timed(name, started, False, str(exc)))
+        except Exception as exc:
+            if not is_driver_error(exc):
+                raise
+            error = database_error(f"{kind} gate checks", exc, context.engine.url,
+                                   hint="no verdict was recorded")
+            if isinstance(error, DatabaseUnavailable):
+                raise error from None
+            results.append(_timed(name, started, False, error.message))
     return results
 
 
@@ -234,9 +236,74 @@ def _live_index_shapes(engine: Engine) -> set[tuple[str, tuple[str, ...]]]:
 ADVISOR_GATE_GAIN = 0.20
 
 
+#: the backup & recovery gate's two checks
+GATE_NEWER = "verified backup newer than the last migration"
+GATE_DRILL = "restore drill: latest backup restored into scratch matches its manifest"
+
+
 @register("backup")
 def backup_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     """A verified backup newer than the last migration; a restore drill that passes."""
-    from .backup import gate_checks
-
     yield from gate_checks(ctx)
+
+
+def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
+    """The backup & recovery phase's gate: (1) a verified backup newer than the last
+    migration exists; (2) a restore drill: the newest backup, restored into a scratch
+    database, matches its manifest (this verifies it, so it is recorded; the drill runs
+    first, so a fresh good backup satisfies both)."""
+    from .backup import Backups
+
+    if ctx.component_dir is None:
+        detail = "no component folder, so no backups folder"
+        yield CheckResult(GATE_NEWER, FAIL, detail)
+        yield CheckResult(GATE_DRILL, FAIL, detail)
+        return
+    backups = Backups(ctx.component_dir / "backups", ctx.engine)
+    started = time.perf_counter()
+    newest = backups.latest()
+    if newest is None:
+        drill = CheckResult(GATE_DRILL, FAIL, f"no backups in {backups.folder}: take one with "
+                                              "`conductor backup`")
+    else:
+        try:
+            report = backups.verify(newest.id)
+            drill = _timed(GATE_DRILL, started, report.passed, f"backup {newest.name}: " + (
+                f"{len(report.checks)} checks passed" if report.passed else
+                "; ".join(f"{c.name}: {c.detail}" for c in report.failed)))
+        except ConductorError as exc:
+            drill = _timed(GATE_DRILL, started, False, str(exc))
+    yield _newer_than_last_migration(backups, ctx.engine)
+    yield drill
+
+
+def _newer_than_last_migration(backups, engine: Engine) -> CheckResult:
+    from .backup import last_migration_at, migration_head
+
+    started = time.perf_counter()
+    migrated = last_migration_at(engine)
+    head = migration_head(engine)
+    verified = backups.manifests(verified=True)
+    if not verified:
+        existing = backups.latest()
+        detail = (f"no backup in {backups.folder} has passed verification: run `conductor backup verify`"
+                  if existing else f"no backups in {backups.folder}: take one with `conductor backup`")
+        return _timed(GATE_NEWER, started, False, detail)
+    # newer than the last migration, and taken at the current head (a backup taken in the same
+    # second just before the migration is older than it, even though applied_at has no fraction)
+    good = [m for m in verified if (migrated is None or m.created > migrated) and m.migration_head == head]
+    if good:
+        chosen = good[-1]
+        since = f"the last migration ({migrated.isoformat()})" if migrated else "any migration (none recorded)"
+        return _timed(GATE_NEWER, started, True, f"backup {chosen.name} ({chosen.created_at}, head "
+                                                 f"{chosen.migration_head or 'none'}) is newer than {since}")
+    newest = verified[-1]
+    return _timed(GATE_NEWER, started, False,
+                  f"the newest verified backup {newest.name} ({newest.created_at}, head "
+                  f"{newest.migration_head or 'none'}) predates the last migration "
+                  f"({migrated.isoformat() if migrated else 'none'}, head {head or 'none'}): "
+                  "take and verify a new backup")
+
+
+__all__ = ["ADVISOR_GATE_GAIN", "FAIL", "GATE_DRILL", "GATE_NEWER", "PASS", "REGISTRY", "SKIP",
+           "CheckContext", "CheckResult", "gate_checks", "register", "run_checks"]

@@ -12,9 +12,15 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from ..errors import BadDatabaseURL, DatabaseError, UnsupportedByDialect
+from ..errors import (
+    BadDatabaseURL,
+    ConductorError,
+    DatabaseError,
+    DatabaseUnavailable,
+    UnsupportedByDialect,
+)
 
 URL_ENV = "CONDUCTOR_DATABASE_URL"
 EMBEDDED_FILE = "dev.sqlite"
@@ -375,7 +381,7 @@ def connect(url: str | None = None, embedded: Path | None = None) -> Connected:
             conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # the driver's own error types vary by dialect
         engine.dispose()
-        raise DatabaseError(f"cannot connect to {mask(resolved)}: {first_line(scrub(str(exc), resolved))}",
+        raise DatabaseError(f"cannot connect to {mask(resolved)}: {driver_reason(exc, resolved)}",
                             hint="check the server is running and the URL is right") from None
     return Connected(engine, source)
 
@@ -419,12 +425,137 @@ def connection_of(bind: Engine | Connection) -> Iterator[Connection]:
         yield bind
 
 
+# --------------------------------------------------------------------------- driver errors
+#
+# The one place that words a driver's error for a user: one line, passwords scrubbed, and
+# the failures that say nothing about the data (a lock held elsewhere, a lost connection, a
+# lock wait that timed out, a deadlock) named plainly with what to do. Every path that
+# touches a database ends in :func:`driver_reason` / :func:`database_error`, the edges
+# (commands.run, the gate widget) and the gate checks through :func:`database_boundary`.
+
+LOCKED, LOCK_TIMEOUT, DEADLOCK, LOST = "locked", "lock timeout", "deadlock", "connection lost"
+#: what each kind of failure is called, and what to do about it
+_KIND_WORDS = {
+    LOCKED: ("the database is locked by another connection",
+             "close it (or end its transaction) and retry"),
+    LOCK_TIMEOUT: ("lock timeout: another session holds a lock this needs",
+                   "wait for that session to finish (or end it) and retry"),
+    DEADLOCK: ("deadlock with another session; this transaction was rolled back", "retry"),
+    LOST: ("connection lost (the server terminated the session)", "reconnect and retry"),
+}
+#: SQLSTATEs (PostgreSQL) of each kind
+_SQLSTATES = {
+    "55P03": LOCK_TIMEOUT,  # lock_not_available: lock_timeout, NOWAIT
+    "40P01": DEADLOCK,
+    "57P01": LOST, "57P02": LOST, "57P03": LOST, "57P05": LOST,  # admin/crash shutdown, idle
+    "25P03": LOST,  # idle_in_transaction_session_timeout
+    "08000": LOST, "08003": LOST, "08006": LOST, "08001": LOST, "08004": LOST,
+}
+#: driver texts of each kind, for drivers without SQLSTATEs (SQLite, DuckDB, MySQL)
+_TEXTS = [
+    (re.compile(r"database (table |schema )?is locked|could not set lock on file", re.I), LOCKED),
+    (re.compile(r"lock timeout|lock wait timeout exceeded", re.I), LOCK_TIMEOUT),
+    (re.compile(r"deadlock (detected|found)", re.I), DEADLOCK),
+    (re.compile(r"server closed the connection unexpectedly|terminating connection due to|"
+                r"connection (is|was|has been) (closed|lost)|the connection is lost|"
+                r"server has gone away|lost connection to", re.I), LOST),
+]
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, the driver error it wraps, and what caused it (each once)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        item = todo.pop(0)
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend([getattr(item, "orig", None), item.__cause__, item.__context__])
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """:data:`LOCKED`, :data:`LOCK_TIMEOUT`, :data:`DEADLOCK` or :data:`LOST` when ``exc``
+    says the database could not be used just now (retrying may succeed), else None."""
+    for item in _causes(exc):
+        sqlstate = getattr(item, "sqlstate", None) or getattr(item, "pgcode", None)
+        if sqlstate in _SQLSTATES:
+            return _SQLSTATES[sqlstate]
+        if getattr(item, "connection_invalidated", False):
+            return LOST
+        if getattr(item, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return LOCKED
+    # the drivers' own texts only: a SQLAlchemy wrapper's text quotes the statement
+    text = "\n".join(str(i) for i in _causes(exc) if getattr(i, "orig", None) is None)
+    for pattern, kind in _TEXTS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from SQLAlchemy or a DB-API driver (not from the tool itself)."""
+    if isinstance(exc, ConductorError):  # already worded
+        return False
+    if isinstance(exc, SQLAlchemyError):
+        return True
+    # PEP 249: every driver's errors derive from its own Error/DatabaseError/InterfaceError
+    return any(cls.__name__ in ("DatabaseError", "InterfaceError") and cls.__module__ != __name__
+               for cls in type(exc).__mro__[1:])
+
+
+def driver_reason(exc: BaseException, *urls: str | URL | None) -> str:
+    """The one wording of a driver error: one line, every secret of ``urls`` (and of
+    ``$CONDUCTOR_DATABASE_URL``) scrubbed; a lock, lock timeout, deadlock or lost connection
+    said plainly with what to do."""
+    kind = failure_kind(exc)
+    if kind is not None:
+        what, advice = _KIND_WORDS[kind]
+        if kind == LOST and not _terminated(exc):
+            what = "connection lost (the server closed it)"
+        return f"{what}; {advice}"
+    text = str(getattr(exc, "orig", None) or exc)
+    return first_line(scrub(text, *urls, os.environ.get(URL_ENV)))
+
+
+def _terminated(exc: BaseException) -> bool:
+    return any((getattr(i, "sqlstate", None) or getattr(i, "pgcode", None)) == "57P01"
+               or "terminating connection" in str(i) for i in _causes(exc))
+
+
+def database_error(operation: str, exc: BaseException, *urls: str | URL | None,
+                   hint: str | None = None) -> DatabaseError:
+    """The DatabaseError for ``operation`` failing with driver error ``exc``: one line
+    naming the operation and then ``hint``; :class:`DatabaseUnavailable` (what to do in
+    the message) when the database could not be used just now."""
+    kind = failure_kind(exc)
+    if kind is not None:
+        error = DatabaseUnavailable(f"{operation}: {driver_reason(exc, *urls)}", hint=hint)
+        error.kind = kind
+        return error
+    return DatabaseError(f"{operation} failed: {driver_reason(exc, *urls)}", hint=hint)
+
+
+@contextmanager
+def database_boundary(operation: str, *urls: str | URL | None,
+                      hint: str | None = None) -> Iterator[None]:
+    """Turn a driver error raised inside the block into :func:`database_error`'s one line
+    (the tool's own errors, and anything else, pass through unchanged)."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
+        raise database_error(operation, exc, *urls, hint=hint) from None
+
+
 def statement_error(conn: Connection, number: int, total: int, statement: str,
-                     error: BaseException) -> DatabaseError:
+                    error: BaseException) -> DatabaseError:
     """The DatabaseError for statement ``number`` of ``total`` failing: which statement
-    (first line), the driver's first error line, scrubbed, and what was rolled back."""
+    (first line), the driver's error (:func:`driver_reason`), and what was rolled back."""
     url = conn.engine.url
-    reason = first_line(scrub(str(error), url))
+    reason = driver_reason(error, url)
     where = first_line(scrub(statement, url))
     if re.search(r"(within|inside) a transaction", reason, re.I):
         hint = ("this statement cannot run inside a transaction (e.g. VACUUM, CREATE INDEX CONCURRENTLY): "
@@ -434,4 +565,5 @@ def statement_error(conn: Connection, number: int, total: int, statement: str,
     else:
         hint = (f"the transaction was rolled back, but {conn.dialect.name} commits DDL statement "
                 f"by statement: DDL before statement {number} may have been applied")
-    return DatabaseError(f"statement {number} of {total} failed ({where}): {reason}", hint=hint)
+    cls = DatabaseUnavailable if failure_kind(error) else DatabaseError
+    return cls(f"statement {number} of {total} failed ({where}): {reason}", hint=hint)

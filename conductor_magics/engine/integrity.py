@@ -56,7 +56,13 @@ from sqlalchemy import (
 )
 
 from ..errors import ConductorError, UnsupportedByDialect
-from .connection import connection_of, first_line, require_reflection, scrub
+from .connection import (
+    connection_of,
+    database_error,
+    driver_reason,
+    failure_kind,
+    require_reflection,
+)
 from .sample import RowGenerator, check_bounds, parent_values, reflect_user_tables
 from .sqlrun import json_value
 
@@ -324,17 +330,26 @@ def inventory(bind: Engine | Connection) -> pd.DataFrame:
 # --------------------------------------------------------------------------- probes
 
 
-def _error_text(conn: Connection, error: BaseException) -> str:
-    return first_line(scrub(str(getattr(error, "orig", None) or error), conn.engine.url))
+def _error_text(conn: Connection, error: BaseException, step: str = "integrity checks") -> str:
+    """The one-line reason of a statement that failed. A database that could not be used
+    just now (locked, a lock wait timed out, connection lost) ends ``step`` instead: such a
+    failure says nothing about the data (a probe's insert stopped by a lock timeout must
+    not read as "rejected", a CRUD smoke test as "failed")."""
+    if failure_kind(error) is not None:
+        raise database_error(step, error, conn.engine.url) from None
+    return driver_reason(error, conn.engine.url)
 
 
 def _try_insert(conn: Connection, table: Table, row: dict, keep: bool = False) -> BaseException | None:
-    """Insert ``row`` in a savepoint; roll it back unless ``keep``. The error, if any."""
+    """Insert ``row`` in a savepoint; roll it back unless ``keep``. The error, if any (a
+    database that could not be used raises, see :func:`_error_text`)."""
     savepoint = conn.begin_nested()
     try:
         _insert(conn, table, row)
     except exc.DBAPIError as error:
         savepoint.rollback()
+        if failure_kind(error) is not None:
+            _error_text(conn, error, "integrity probes")
         return error
     if keep:
         savepoint.commit()
@@ -607,7 +622,7 @@ def _probe_one(conn: Connection, constraint: Constraint, metadata: MetaData,
             return _probe_foreign_key(conn, ctx, constraint, metadata, rng)
         return _probe_check(conn, ctx, constraint)
     except exc.DBAPIError as error:
-        return SKIPPED, f"the probe itself failed: {_error_text(conn, error)}"
+        return SKIPPED, f"the probe itself failed: {_error_text(conn, error, 'integrity probes')}"
     finally:
         if savepoint.is_active:
             savepoint.rollback()
@@ -1095,7 +1110,7 @@ def crud(engine: Engine, table: str | None = None, rows: int = 5) -> pd.DataFram
                     _crud_write(conn, item, rng)
                 except exc.DBAPIError as error:
                     item.fail(next((s for s in ("insert", "read", "update") if s not in item.timings), "update"),
-                              _error_text(conn, error))
+                              _error_text(conn, error, "crud"))
                 if item.status == OK:
                     savepoint.commit()
                 elif savepoint.is_active:
@@ -1109,7 +1124,7 @@ def crud(engine: Engine, table: str | None = None, rows: int = 5) -> pd.DataFram
                     savepoint.commit()
                 except exc.DBAPIError as error:
                     savepoint.rollback()
-                    item.fail("delete", _error_text(conn, error))
+                    item.fail("delete", _error_text(conn, error, "crud"))
         finally:
             trans.rollback()
     shown = [i for i in items if table is None or i.table.name == table]

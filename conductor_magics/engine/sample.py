@@ -57,7 +57,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlglot import exp
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
-from .connection import first_line, require_reflection, scrub
+from .connection import driver_reason, require_reflection
 from .fingerprint import TOOL_TABLES
 from .timeouts import statement_timeout
 
@@ -1062,7 +1062,7 @@ def _seed(conn: Connection, rows: int, tables: list[str] | None, seed_value: int
             except _driver_errors(conn) as exc:
                 reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
                 raise DatabaseError(
-                    f"seeding {table.name} failed: {first_line(scrub(str(reason), conn.engine.url))}",
+                    f"seeding {table.name} failed: {driver_reason(reason, conn.engine.url)}",
                     hint="a constraint the generator cannot read (a CHECK across columns, a "
                          "trigger) rejected the rows; nothing from this seed is kept") from None
     finally:

@@ -52,7 +52,7 @@ from sqlglot.tokens import TokenType
 
 from ..errors import DatabaseError, UnsupportedByDialect
 from ..fsio import read_utf8
-from .connection import first_line, scrub, statement_error
+from .connection import driver_reason, statement_error
 from .fingerprint import TOOL_TABLES, user_tables
 from .scratch import scratch_engine
 
@@ -602,7 +602,7 @@ def reflect(bind: Engine | Connection, *, declared_sql: str | None = None) -> Sc
                                    hint="validate the schema on SQLite or PostgreSQL") from None
     except SQLAlchemyError as exc:
         raise DatabaseError(f"cannot reflect the {dialect} schema: "
-                            f"{first_line(scrub(str(getattr(exc, 'orig', None) or exc), bind.engine.url))}",
+                            f"{driver_reason(exc, bind.engine.url)}",
                             hint="check the connection and the role's catalog privileges") from None
     declared = _declared_constraints(declared_sql, dialect) if declared_sql is not None else None
     if declared_sql is not None and declared is None:
@@ -810,7 +810,7 @@ def declared_metadata(sql: str, like: Engine) -> MetaData:
                 except SQLAlchemyError as exc:
                     raise DatabaseError(
                         f"cannot reflect the declared schema: "
-                        f"{first_line(scrub(str(getattr(exc, 'orig', None) or exc), like.url))}") from None
+                        f"{driver_reason(exc, like.url)}") from None
     _name_constraints(metadata, report)
     metadata.naming_convention = dict(NAMING_CONVENTION)
     return metadata

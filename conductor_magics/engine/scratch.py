@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.pool import StaticPool
 
 from ..errors import DatabaseError, UnsupportedByDialect
-from .connection import first_line, make_engine, scrub
+from .connection import driver_reason, make_engine
 
 #: dialects whose scratch database is in memory (one connection, kept by StaticPool)
 _IN_MEMORY = {"sqlite": "sqlite://", "duckdb": "duckdb:///:memory:"}
@@ -56,7 +56,7 @@ def _postgres_scratch(like: Engine) -> Iterator[Engine]:
     except Exception as exc:
         admin.dispose()
         raise DatabaseError(f"cannot create a scratch database or schema: "
-                            f"{first_line(scrub(str(exc), like.url))}",
+                            f"{driver_reason(exc, like.url)}",
                             hint="the role needs CREATEDB, or CREATE on the database") from None
     if created == "database":
         engine = make_engine(like.url.set(database=name))

@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, exc
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
-from .connection import first_line, scrub, statement_error
+from .connection import driver_reason, first_line, scrub, statement_error
 from .schema import split_statements
 from .timeouts import statement_timeout
 
@@ -196,7 +196,7 @@ def run_sql(engine: Engine, sql: str, *, timeout: float | None = None) -> SqlRes
         with statement_timeout(engine, timeout), engine.connect() as conn, conn.begin():
             frame, rowcount = _run_statements(conn, statements)
     except exc.DBAPIError as error:  # connecting or committing failed
-        raise DatabaseError(f"the SQL batch failed: {first_line(scrub(str(error.orig), engine.url))}",
+        raise DatabaseError(f"the SQL batch failed: {driver_reason(error, engine.url)}",
                             hint="nothing was committed") from None
     return SqlResult(len(statements), frame, rowcount, time.perf_counter() - started)
 
@@ -274,7 +274,7 @@ def run_transaction(engine: Engine, body: str, *, isolation: str | None = None, 
         try:
             trans = conn.begin()
         except exc.DBAPIError as error:
-            raise DatabaseError(f"cannot begin a transaction: {first_line(scrub(str(error.orig), engine.url))}") \
+            raise DatabaseError(f"cannot begin a transaction: {driver_reason(error, engine.url)}") \
                 from None
         try:
             reported = reported_isolation(conn)
@@ -298,7 +298,7 @@ def run_transaction(engine: Engine, body: str, *, isolation: str | None = None, 
                 raise
             if isinstance(error, exc.DBAPIError):
                 raise DatabaseError(f"the transaction failed and was rolled back: "
-                                    f"{first_line(scrub(str(error.orig), engine.url))}") from None
+                                    f"{driver_reason(error, engine.url)}") from None
             raise
     return TxnResult(reported, True, time.perf_counter() - started, frame, count)
 
@@ -320,7 +320,7 @@ def _run_python(conn: Connection, code, namespace: dict | None) -> pd.DataFrame 
     except Exception as error:
         line = _body_line(error)
         where = f" at line {line}" if line else ""
-        message = first_line(scrub(str(getattr(error, "orig", None) or error), conn.engine.url))
+        message = driver_reason(error, conn.engine.url)
         kind = type(error).__name__
         text = f"the transaction body raised {kind}{where}: {message}"
         hint = "the transaction was rolled back: nothing was applied"

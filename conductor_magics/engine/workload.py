@@ -286,11 +286,11 @@ class _Sampler:
         try:
             return [tuple(r) for r in self.conn.execute(statement).fetchall()]
         except sqlalchemy.exc.DBAPIError as exc:  # e.g. the query names a column that is not there
-            from .connection import first_line, scrub
+            from .connection import driver_reason
 
             raise ConductorError(
                 f"cannot draw parameter values for '{_first_words(self.sql)}': "
-                f"{first_line(scrub(str(exc.orig), self.conn.engine.url))}",
+                f"{driver_reason(exc, self.conn.engine.url)}",
                 hint="check that the query runs against this database") from None
 
     def base(self, table: exp.Table, filters: list[exp.Expression], *extra: exp.Expression,

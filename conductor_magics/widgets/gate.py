@@ -24,6 +24,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..engine.connection import database_boundary
 from ..errors import ChecksFailed, ConductorError
 from ..reports import VerifyResult
 from ..session import Session
@@ -110,11 +111,18 @@ class GateWidget(w.VBox):
         """Call ``callback(result)`` after a verdict is recorded."""
         self._callbacks.append(callback)
 
+    def _verify(self, **options: Any) -> VerifyResult:
+        """``Session.verify`` with the checks run, through the one database-error boundary:
+        a locked or lost database is one line here too, never a traceback."""
+        with database_boundary("gate checks", self.url, getattr(self.engine, "url", None),
+                               hint="nothing was recorded"):
+            return self.session.verify(self.component_id, self.phase_number, run_checks=True,
+                                       url=self.url, engine=self.engine, **options)
+
     def run_checks(self) -> VerifyResult | None:
         """Run the phase's automated checks and show them (nothing is recorded)."""
         try:
-            result = self.session.verify(self.component_id, self.phase_number, run_checks=True,
-                                         url=self.url, engine=self.engine)
+            result = self._verify()
         except ConductorError as exc:
             self.message.value = "✘ " + _one_line(exc)
             return None
@@ -142,9 +150,7 @@ class GateWidget(w.VBox):
                                 f"(or a fix and a re-run): {', '.join(unwaived)}")
         waivers = self.waivers()
         try:
-            result = self.session.verify(self.component_id, self.phase_number, note=note,
-                                         waivers=waivers, run_checks=True, url=self.url,
-                                         engine=self.engine)
+            result = self._verify(note=note, waivers=waivers)
         except ChecksFailed as exc:
             message = _one_line(exc)
             self.run_checks()  # show the results that refused it

@@ -88,3 +88,34 @@ def test_engine_layer_knows_databases_only():
             if level >= 2:
                 assert module in ("errors", "fsio"), \
                     f"engine/{path.name} imports ..{module} (only ..errors and ..fsio are allowed)"
+
+
+#: steps/ module → the sibling step modules it may import (each only those below it)
+STEP_IMPORTS = {
+    "__init__": set(),
+    "context": set(),
+    "backup": {"context"},
+    "migrate": {"context", "backup"},
+    "schema": {"context"},
+    "sql": {"context"},
+    "tuning": {"context", "backup", "migrate"},
+    "checks": {"context", "backup", "migrate", "tuning"},
+}
+
+
+def test_steps_import_only_downward():
+    # steps/ sits on workspace/ and engine/; the session, the facade and the edges sit on it.
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "steps"
+    files = sorted(folder.glob("*.py"))
+    assert {p.stem for p in files} == set(STEP_IMPORTS)
+    for path in files:
+        for level, module in _imports(path):
+            if level == 1:
+                assert module.split(".")[0] in STEP_IMPORTS[path.stem], \
+                    f"steps/{path.name} imports .{module} (allowed: {sorted(STEP_IMPORTS[path.stem])})"
+            elif level >= 2:
+                top = module.split(".")[0]
+                assert top in ("errors", "fsio", "engine", "workspace"), \
+                    f"steps/{path.name} imports ..{module} (only errors, fsio, engine, workspace)"
+            else:
+                assert not module.startswith("conductor_magics"), f"steps/{path.name} imports {module}"

@@ -460,7 +460,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
         case "migrate":
             finished = None
             if a.action in ("new", "up", "down"):  # an interrupted advise --apply comes first
-                from .tuning import finish_interrupted_apply
+                from .steps.tuning import finish_interrupted_apply
                 finished = finish_interrupted_apply(db)
             result = db.migrate(a.action, a.target, a.message, a.empty, confirm=a.confirm)
             if finished:

@@ -472,7 +472,8 @@ class Session:
         ``progress`` is a tqdm-compatible factory for long steps."""
         from .live_database import LiveDatabase  # pandas and SQLAlchemy only when needed
 
-        return LiveDatabase(self, self.active(storage_id), url=url, engine=engine, progress=progress)
+        return LiveDatabase(self.workspace, self.active(storage_id), url=url, engine=engine,
+                            progress=progress)
 
     def verify(self, storage_id: str | None = None, phase: int | None = None, *,
                note: str | None = None, by: str | None = None, force: bool = False,
@@ -509,7 +510,7 @@ class Session:
         if current.verified:
             return VerifyResult(component, current, recorded=None, already=True)
         if results is not None:
-            from .live_database import require_passed
+            from .steps.checks import require_passed
 
             require_passed(results, waivers)
         open_items = [t for t in current.phase.items() if not t.closed]

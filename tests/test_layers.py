@@ -16,8 +16,13 @@ CORE_MODULES = [
     "conductor_magics.cli",
     "conductor_magics.notebook_html",
     "conductor_magics.live_database",
-    "conductor_magics.tuning",
-    "conductor_magics.recovery",
+    "conductor_magics.steps.context",
+    "conductor_magics.steps.schema",
+    "conductor_magics.steps.migrate",
+    "conductor_magics.steps.sql",
+    "conductor_magics.steps.tuning",
+    "conductor_magics.steps.backup",
+    "conductor_magics.steps.checks",
     "conductor_magics.engine.bench",
     "conductor_magics.engine.advisor",
     "conductor_magics.engine.backup",
@@ -88,14 +93,6 @@ def test_engine_layer_knows_databases_only():
 # --------------------------------------------------------------------------- import circles
 
 PACKAGE = Path(__file__).resolve().parent.parent / "conductor_magics"
-
-#: circles that exist today and are being untied; to be removed by issue 11 (the test
-#: fails once a listed circle is gone, so this list cannot go stale)
-KNOWN_CIRCLES: set[frozenset[str]] = {
-    frozenset({"conductor_magics.live_database", "conductor_magics.recovery",
-               "conductor_magics.session", "conductor_magics.tuning"}),
-}
-
 
 def _module_files(package: Path) -> dict[str, Path]:
     modules = {}
@@ -168,13 +165,11 @@ def circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
     return found
 
 
-def test_no_import_circles_beyond_the_known_ones():
+def test_no_import_circles():
+    # imports only point down: no circle, counting imports inside functions and
+    # under TYPE_CHECKING
     found = circles(import_graph(PACKAGE))
-    new = found - KNOWN_CIRCLES
-    assert not new, "import circles: " + "; ".join(" ↔ ".join(sorted(c)) for c in new)
-    gone = KNOWN_CIRCLES - found
-    assert not gone, ("these circles are gone: remove them from KNOWN_CIRCLES: "
-                      + "; ".join(" ↔ ".join(sorted(c)) for c in gone))
+    assert not found, "import circles: " + "; ".join(" ↔ ".join(sorted(c)) for c in found)
 
 
 def test_the_circle_finder_sees_function_level_imports(tmp_path: Path):
@@ -187,3 +182,34 @@ def test_the_circle_finder_sees_function_level_imports(tmp_path: Path):
     (package / "sub" / "b.py").write_text("def f():\n    from ..a import thing\n")
     (package / "c.py").write_text("from . import a\n")
     assert circles(import_graph(package)) == {frozenset({"pkg.a", "pkg.sub.b"})}
+
+
+#: steps/ module → the sibling step modules it may import (each only those below it)
+STEP_IMPORTS = {
+    "__init__": set(),
+    "context": set(),
+    "backup": {"context"},
+    "migrate": {"context", "backup"},
+    "schema": {"context"},
+    "sql": {"context"},
+    "tuning": {"context", "backup", "migrate"},
+    "checks": {"context", "backup", "migrate", "tuning"},
+}
+
+
+def test_steps_import_only_downward():
+    # steps/ sits on workspace/ and engine/; the session, the facade and the edges sit on it.
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "steps"
+    files = sorted(folder.glob("*.py"))
+    assert {p.stem for p in files} == set(STEP_IMPORTS)
+    for path in files:
+        for level, module in _imports(path):
+            if level == 1:
+                assert module.split(".")[0] in STEP_IMPORTS[path.stem], \
+                    f"steps/{path.name} imports .{module} (allowed: {sorted(STEP_IMPORTS[path.stem])})"
+            elif level >= 2:
+                top = module.split(".")[0]
+                assert top in ("errors", "fsio", "engine", "workspace"), \
+                    f"steps/{path.name} imports ..{module} (only errors, fsio, engine, workspace)"
+            else:
+                assert not module.startswith("conductor_magics"), f"steps/{path.name} imports {module}"

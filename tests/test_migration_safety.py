@@ -43,7 +43,7 @@ import json, os, sys, traceback
 import conductor_magics.cli as cli
 # warm every import a migrate run needs, so forked runs start at once
 import conductor_magics.engine.migrations, conductor_magics.live_database  # noqa: F401
-import conductor_magics.recovery, conductor_magics.engine.backup  # noqa: F401
+import conductor_magics.steps.backup, conductor_magics.engine.backup  # noqa: F401
 
 
 def child(argv, out):

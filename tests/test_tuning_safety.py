@@ -21,7 +21,7 @@ from adversarial.hostile import CONDUCTOR, conductor, env
 from sqlalchemy import create_engine, inspect, text
 from test_tuning_cli import ORDER_LIST, SCHEMA
 
-from conductor_magics.tuning import TEST_PAUSE_ENV
+from conductor_magics.steps.tuning import TEST_PAUSE_ENV
 from conductor_magics.workspace.intents import ADVISE_INTENT
 
 COMPONENT = Path("storage-conductor") / "storages" / "orders_db"

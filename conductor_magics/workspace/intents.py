@@ -1,7 +1,7 @@
 """Intent files: a step that changes several files and the database records what it is
 about to do first, so that a run killed midway is seen (``lint``, ``status``) and the next
 run finishes or undoes it. Only the names and the file-level test live here; the steps
-themselves are in ``tuning.py``."""
+themselves are in ``steps/tuning.py``."""
 
 from __future__ import annotations
 

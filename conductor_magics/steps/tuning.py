@@ -2,7 +2,7 @@
 
 Joins the workspace files (``storages/<id>/workload.sql``, ``benchmarks.jsonl``,
 the spec's Query Patterns, the declared schema) with the engine's seeding,
-benchmark harness and index advisor. Called through :class:`LiveDatabase`.
+benchmark harness and index advisor.
 """
 
 from __future__ import annotations
@@ -13,21 +13,19 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from .engine.timeouts import StatementTimeout, statement_timeout
-from .engine.workload import Query, check_name, parse_workload, upsert
-from .errors import ConductorError, DatabaseError
-from .fsio import pid_alive, read_utf8
-from .live_database import StepResult
-from .workspace.files import atomic_write_bytes, ensure_gitignore
-from .workspace.intents import ADVISE_INTENT, interrupted_advise
-from .workspace.spec import query_patterns
-
-if TYPE_CHECKING:
-    from .live_database import LiveDatabase
+from ..engine.timeouts import StatementTimeout, statement_timeout
+from ..engine.workload import Query, check_name, parse_workload, upsert
+from ..errors import ConductorError, DatabaseError
+from ..fsio import pid_alive, read_utf8
+from ..workspace.files import atomic_write_bytes, ensure_gitignore
+from ..workspace.intents import ADVISE_INTENT, interrupted_advise
+from ..workspace.spec import query_patterns
+from .context import ComponentDatabase, StepResult
+from .migrate import migrate, migrations
 
 WORKLOAD_FILE = "workload.sql"
 BENCHMARKS_FILE = "benchmarks.jsonl"
@@ -37,7 +35,7 @@ WORKLOAD_SOURCES = ("auto", "workload", "spec")
 
 # -- workload --------------------------------------------------------------------------
 
-def workload(db: LiveDatabase, source: str | None = None) -> list[Query]:
+def workload(db: ComponentDatabase, source: str | None = None) -> list[Query]:
     """The queries to tune: ``workload.sql`` (recorded query cells), else the spec's
     Query Patterns; ``source`` picks one (``workload``, ``spec``) or names a .sql file."""
     source = source or "auto"
@@ -63,7 +61,7 @@ def workload(db: LiveDatabase, source: str | None = None) -> list[Query]:
     return parse_workload(read_utf8(file), str(file))
 
 
-def require_workload(db: LiveDatabase, source: str | None) -> list[Query]:
+def require_workload(db: ComponentDatabase, source: str | None) -> list[Query]:
     queries = workload(db, source)
     if not queries:
         raise ConductorError(
@@ -73,7 +71,7 @@ def require_workload(db: LiveDatabase, source: str | None) -> list[Query]:
     return queries
 
 
-def find_query(db: LiveDatabase, name: str, source: str | None = None) -> Query:
+def find_query(db: ComponentDatabase, name: str, source: str | None = None) -> Query:
     queries = workload(db, source)
     for query in queries:
         if query.name == name:
@@ -101,11 +99,11 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def bind(db: LiveDatabase, query: Query, given: dict[str, Any] | None = None,
+def bind(db: ComponentDatabase, query: Query, given: dict[str, Any] | None = None,
          seed: int = 0) -> Query:
     """The query with every ``:name`` parameter bound: given values first, the rest drawn
     from the data."""
-    from .engine.workload import parameters, sample_parameters
+    from ..engine.workload import parameters, sample_parameters
 
     given = dict(given or {})
     names = parameters(query.sql)
@@ -121,10 +119,10 @@ def bind(db: LiveDatabase, query: Query, given: dict[str, Any] | None = None,
     return Query(query.name, query.sql, query.source, {n: params[n] for n in names})
 
 
-def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
+def record_query(db: ComponentDatabase, name: str, sql: str) -> StepResult:
     """Run a query cell once (parameters drawn from the data, rolled back) and record it
     under ``name`` in workload.sql; a query that fails to run is not recorded."""
-    from .engine.schema import split_statements
+    from ..engine.schema import split_statements
 
     check_name(name)
     path = db.component.dir / WORKLOAD_FILE
@@ -144,7 +142,7 @@ def record_query(db: LiveDatabase, name: str, sql: str) -> StepResult:
     except DatabaseError as exc:  # the cell is the user's input: exit 2, nothing recorded
         raise ConductorError(f"query {name} failed: {exc.message}",
                              hint=f"fix the SQL; nothing was recorded in {WORKLOAD_FILE}") from None
-    with db.session.workspace.lock():
+    with db.lock():
         text = read_utf8(path) if path.is_file() else ""
         atomic_write_bytes(path, upsert(text, Query(name, sql)).encode("utf-8"))
     params = ", ".join(f":{k}={v!r}" for k, v in query.params.items())
@@ -161,7 +159,7 @@ def run_once(engine, query: Query, timeout: float | None = None) -> tuple[pd.Dat
     (bounded by ``timeout`` seconds; None: the default, 0: no limit)."""
     from sqlalchemy import exc, text
 
-    from .engine.connection import statement_error
+    from ..engine.connection import statement_error
 
     with statement_timeout(engine, timeout, f"query {query.name}"), \
             engine.connect() as conn, conn.begin() as txn:
@@ -179,7 +177,7 @@ def run_once(engine, query: Query, timeout: float | None = None) -> tuple[pd.Dat
     return frame, seconds
 
 
-def list_workload(db: LiveDatabase, source: str | None = None) -> StepResult:
+def list_workload(db: ComponentDatabase, source: str | None = None) -> StepResult:
     queries = workload(db, source)
     frame = pd.DataFrame([{"query": q.name, "source": q.source, "sql": " ".join(q.sql.split())}
                           for q in queries], columns=["query", "source", "sql"])
@@ -189,10 +187,10 @@ def list_workload(db: LiveDatabase, source: str | None = None) -> StepResult:
 
 # -- sample data -----------------------------------------------------------------------
 
-def seed(db: LiveDatabase, table: str | None, rows: int, seed_value: int = 0,
+def seed(db: ComponentDatabase, table: str | None, rows: int, seed_value: int = 0,
          skew: float = 0.0) -> StepResult:
     """Generated rows for one table or all of them (parents first), in one transaction."""
-    from .engine.sample import seed_report
+    from ..engine.sample import seed_report
 
     if rows < 1:
         raise ConductorError(f"--rows must be at least 1, got {rows}")
@@ -203,12 +201,12 @@ def seed(db: LiveDatabase, table: str | None, rows: int, seed_value: int = 0,
 
 # -- benchmarks ------------------------------------------------------------------------
 
-def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[str], *,
+def bench(db: ComponentDatabase, body: str | None, name: str | None, indexes: list[str], *,
           repeat: int = 30, warmup: int = 3, analyze: bool = False, params: list[str] | None = None,
           seed: int = 0) -> tuple[StepResult, Any]:
     """Time the cell's query (or workload query ``name``) without and with each candidate
     index; the result is appended to benchmarks.jsonl for the indexing gate."""
-    from .engine.bench import benchmark
+    from ..engine.bench import benchmark
 
     if repeat < 3:
         raise ConductorError(f"--repeat must be at least 3 (samples per arm), got {repeat}")
@@ -228,7 +226,7 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
     record = result.to_json()
     record["component"] = db.component.id
     path = db.component.dir / BENCHMARKS_FILE
-    with db.session.workspace.lock(), open(path, "a+b") as out:
+    with db.lock(), open(path, "a+b") as out:
         # Appended, not rewritten. A line cut short by a crash is skipped by the reader;
         # start on a fresh line so it does not swallow this one.
         fresh = out.seek(0, 2) == 0
@@ -242,13 +240,13 @@ def bench(db: LiveDatabase, body: str | None, name: str | None, indexes: list[st
 
 # -- advisor ---------------------------------------------------------------------------
 
-def advise(db: LiveDatabase, source: str | None = None, *, apply: bool = False,
+def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = False,
            min_gain: float = 0.10, use_hypopg: bool | None = None,
            seed: int = 0, abandon: bool = False) -> tuple[StepResult, Any]:
     """Recommend indexes for the workload; ``apply`` adds them to the declared schema and
     writes (and runs) a migration revision for them, first finishing an ``advise --apply``
     that was interrupted; ``abandon`` undoes an interrupted one instead (and advises nothing)."""
-    from .engine.advisor import advise as run_advisor
+    from ..engine.advisor import advise as run_advisor
 
     if abandon:
         if apply:
@@ -307,7 +305,7 @@ def _test_pause() -> None:
         time.sleep(float(value))
 
 
-def _intent_path(db: LiveDatabase) -> Path:
+def _intent_path(db: ComponentDatabase) -> Path:
     return db.component.dir / ADVISE_INTENT
 
 
@@ -349,18 +347,18 @@ def _ddl_block(ddl: list[str]) -> str:
     return "\n\n-- Indexes recommended by `conductor advise`\n" + "\n".join(ddl) + "\n"
 
 
-def pending_advise_apply(db: LiveDatabase) -> Path | None:
+def pending_advise_apply(db: ComponentDatabase) -> Path | None:
     """The intent file of an interrupted ``advise --apply`` of this component (its process
     is gone), or None. Engine-agnostic: it reads the workspace file only."""
     return interrupted_advise(db.component.dir)
 
 
-def apply_recommendations(db: LiveDatabase, recommendations: list, data: dict) -> str:
+def apply_recommendations(db: ComponentDatabase, recommendations: list, data: dict) -> str:
     """Write a migration revision for the indexes, upgrade, then add them to schema.sql:
     one operation, recorded in an intent file first so that an interrupted run is
     finished (or undone with ``advise --abandon``) by the next one."""
     path = _intent_path(db)
-    with db.session.workspace.lock():
+    with db.lock():
         _claim(db, path)
         before = db.declared_sql() or ""
         declared = declared_index_names(before)
@@ -392,14 +390,14 @@ def apply_recommendations(db: LiveDatabase, recommendations: list, data: dict) -
     return f"revision {revision} adds {len(recommendations)} index(es), applied"
 
 
-def _claim(db: LiveDatabase, path: Path) -> None:
+def _claim(db: ComponentDatabase, path: Path) -> None:
     """Refuse while another process's advise --apply runs; finish an interrupted one."""
     if path.is_file():
         finish_interrupted_apply(db)
 
 
-def _carry_out(db: LiveDatabase, path: Path, intent: dict[str, Any]) -> tuple[str | None, Any]:
-    m = db.migrations()
+def _carry_out(db: ComponentDatabase, path: Path, intent: dict[str, Any]) -> tuple[str | None, Any]:
+    m = migrations(db)
     m.init()
     try:
         info = m.new(intent["message"], intent["schema_after"])
@@ -413,7 +411,7 @@ def _carry_out(db: LiveDatabase, path: Path, intent: dict[str, Any]) -> tuple[st
         intent["revision_file"] = Path(info.path).resolve().relative_to(db.component.dir.resolve()).as_posix()
         _write_intent(path, intent)
         _test_pause()
-    upgraded = db.migrate("up")
+    upgraded = migrate(db, "up")
     _test_pause()
     _write_declared(db, intent)
     _test_pause()
@@ -421,7 +419,7 @@ def _carry_out(db: LiveDatabase, path: Path, intent: dict[str, Any]) -> tuple[st
     return (info.revision if info else m.current()), upgraded
 
 
-def _existing_indexes_if_not_exists(db: LiveDatabase, revision_file: Path) -> None:
+def _existing_indexes_if_not_exists(db: ComponentDatabase, revision_file: Path) -> None:
     """An index the revision creates that the live database has already (declared in
     schema.sql and created by hand, say) is taken as applied: its create_index gets
     ``if_not_exists=True``, so the upgrade does not fail on "already exists"."""
@@ -440,10 +438,10 @@ def _existing_indexes_if_not_exists(db: LiveDatabase, revision_file: Path) -> No
         atomic_write_bytes(Path(revision_file), changed.encode("utf-8"))
 
 
-def _write_declared(db: LiveDatabase, intent: dict[str, Any]) -> None:
+def _write_declared(db: ComponentDatabase, intent: dict[str, Any]) -> None:
     """schema.sql with the intent's indexes: the prepared text, or (edited meanwhile) the
     edited text plus the DDL of the indexes it does not declare yet."""
-    with db.session.workspace.lock():
+    with db.lock():
         current = db.declared_sql() or ""
         if current == intent["schema_after"]:
             return
@@ -458,7 +456,7 @@ def _write_declared(db: LiveDatabase, intent: dict[str, Any]) -> None:
         atomic_write_bytes(db.declared_path, text_.encode("utf-8"))
 
 
-def _revision_files(db: LiveDatabase, intent: dict[str, Any]) -> list[Path]:
+def _revision_files(db: ComponentDatabase, intent: dict[str, Any]) -> list[Path]:
     """The revision file(s) the interrupted run wrote: the recorded one, else any new file
     in versions/ whose docstring is the run's message (written before it was recorded)."""
     if intent.get("revision_file"):
@@ -476,10 +474,10 @@ def _revision_files(db: LiveDatabase, intent: dict[str, Any]) -> list[Path]:
     return found
 
 
-def _applied(db: LiveDatabase, revision: str | None) -> bool:
+def _applied(db: ComponentDatabase, revision: str | None) -> bool:
     if not revision:
         return False
-    m = db.migrations()
+    m = migrations(db)
     try:
         frame = m.history()
         return bool(frame.loc[frame["revision"] == revision, "applied"].any())
@@ -487,7 +485,7 @@ def _applied(db: LiveDatabase, revision: str | None) -> bool:
         return revision in (m.current() or "").split(",")
 
 
-def _settle(db: LiveDatabase, path: Path, intent: dict[str, Any], *, finish: bool) -> str:
+def _settle(db: ComponentDatabase, path: Path, intent: dict[str, Any], *, finish: bool) -> str:
     """Finish (``finish``, or whenever the revision is applied already) or undo the
     operation an intent file describes; returns what was done."""
     files = _revision_files(db, intent)
@@ -499,7 +497,7 @@ def _settle(db: LiveDatabase, path: Path, intent: dict[str, Any], *, finish: boo
     recorded = bool(intent.get("revision")) and bool(files)
     if applied or (finish and recorded):
         if not applied:
-            db.migrate("up")
+            migrate(db, "up")
         _write_declared(db, intent)
         path.unlink(missing_ok=True)
         return f"finished the interrupted advise --apply (revision {revision})"
@@ -507,14 +505,14 @@ def _settle(db: LiveDatabase, path: Path, intent: dict[str, Any], *, finish: boo
         match = _REVISION_ID.search(file.read_text(encoding="utf-8", errors="replace"))
         if not (match and _applied(db, match.group(1))):
             file.unlink(missing_ok=True)
-    with db.session.workspace.lock():
+    with db.lock():
         if (db.declared_sql() or "") == intent["schema_after"] != intent["schema_before"]:
             atomic_write_bytes(db.declared_path, intent["schema_before"].encode("utf-8"))
     path.unlink(missing_ok=True)
     return "undid the interrupted advise --apply (nothing of it had been applied)"
 
 
-def _stale_intent(db: LiveDatabase) -> tuple[Path, dict[str, Any]] | None:
+def _stale_intent(db: ComponentDatabase) -> tuple[Path, dict[str, Any]] | None:
     path = _intent_path(db)
     if not path.is_file():
         return None
@@ -527,7 +525,7 @@ def _stale_intent(db: LiveDatabase) -> tuple[Path, dict[str, Any]] | None:
     return path, intent
 
 
-def finish_interrupted_apply(db: LiveDatabase) -> str | None:
+def finish_interrupted_apply(db: ComponentDatabase) -> str | None:
     """Finish an interrupted ``advise --apply`` (upgrade to its revision, then schema.sql),
     or undo it when it had not written its revision yet; None when there is none."""
     found = _stale_intent(db)
@@ -536,7 +534,7 @@ def finish_interrupted_apply(db: LiveDatabase) -> str | None:
     return _settle(db, *found, finish=True)
 
 
-def abandon_interrupted_apply(db: LiveDatabase) -> str:
+def abandon_interrupted_apply(db: ComponentDatabase) -> str:
     """Undo an interrupted ``advise --apply``: delete its revision file and intent (and put
     schema.sql back); refused when its revision is applied already."""
     found = _stale_intent(db)

@@ -1,8 +1,8 @@
 """Backup and recovery steps for one component: backup, verify, list, prune, restore.
 
 The engine's :class:`~conductor_magics.engine.backup.Backups` does the work; this
-layer picks the folder (``storages/<id>/backups/``, git-ignored), passes the
-progress bar and turns reports into :class:`StepResult` objects. It also takes
+step picks the folder (``storages/<id>/backups/``, git-ignored), passes the
+progress bar and turns reports into :class:`~.context.StepResult` objects. It also takes
 the automatic pre-migration backups that workflow.md asks for.
 """
 
@@ -12,23 +12,22 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .engine.connection import has_transactional_ddl
-from .errors import ConductorError
-from .live_database import StepResult
-from .workspace.files import ensure_gitignore
-from .workspace.workflow import ALWAYS, NEVER
+from ..engine.connection import has_transactional_ddl
+from ..errors import ConductorError
+from ..workspace.files import ensure_gitignore
+from ..workspace.workflow import ALWAYS, NEVER
+from .context import ComponentDatabase, StepResult
 
 if TYPE_CHECKING:
-    from .engine.backup import Backups
-    from .live_database import LiveDatabase, StepResult
+    from ..engine.backup import Backups
 
 BACKUPS_FOLDER = "backups"
 BACKUP_ACTIONS = ("create", "verify", "list", "prune")
 
 
-def backups(db: LiveDatabase, to: str | None = None) -> Backups:
+def backups(db: ComponentDatabase, to: str | None = None) -> Backups:
     """The component's backups (``--to DIR`` for another folder)."""
-    from .engine.backup import Backups
+    from ..engine.backup import Backups
 
     engine = db.engine  # a bad URL fails here, before anything is written
     folder = Path(to) if to else db.component.dir / BACKUPS_FOLDER
@@ -41,7 +40,7 @@ def backups(db: LiveDatabase, to: str | None = None) -> Backups:
     return Backups(folder, engine)
 
 
-def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:
+def _result(db: ComponentDatabase, report, frames: list | None = None) -> StepResult:
     if frames is None:
         frame = report.frame() if hasattr(report, "frame") else None
         frames = [("checks", frame)] if frame is not None else []
@@ -49,7 +48,7 @@ def _result(db: LiveDatabase, report, frames: list | None = None) -> StepResult:
                       exit_code=getattr(report, "exit_code", 0))
 
 
-def backup(db: LiveDatabase, action: str = "create", ref: str | None = None, *,
+def backup(db: ComponentDatabase, action: str = "create", ref: str | None = None, *,
            label: str | None = None, to: str | None = None, keep_last: int | None = None,
            keep_daily: int | None = None, dry_run: bool = False) -> StepResult:
     """One backup action: create (default), verify [BACKUP], list, prune."""
@@ -88,7 +87,7 @@ def backup(db: LiveDatabase, action: str = "create", ref: str | None = None, *,
     raise ConductorError(f"unknown backup action '{action}'", hint="create, verify, list or prune")
 
 
-def restore(db: LiveDatabase, ref: str, *, target: str | None = None, confirm: bool = False,
+def restore(db: ComponentDatabase, ref: str, *, target: str | None = None, confirm: bool = False,
             to: str | None = None) -> StepResult:
     """Restore a backup into ``target`` (default: the live database, which needs
     ``confirm`` and gets a safety backup first), then compare with the manifest."""
@@ -97,12 +96,12 @@ def restore(db: LiveDatabase, ref: str, *, target: str | None = None, confirm: b
     return _result(db, report)
 
 
-def wants_pre_migration_backup(db: LiveDatabase, destructive: bool = False) -> bool:
+def wants_pre_migration_backup(db: ComponentDatabase, destructive: bool = False) -> bool:
     """workflow.md's ``Pre-migration backups`` setting; by default (auto), engines whose DDL
     is not transactional (SQLite's ALTERs rebuild tables; MySQL commits each statement),
     and every engine when the migration deletes data (a confirmed destructive downgrade:
     a rollback cannot bring that back once it is committed)."""
-    setting = db.session.preferences().pre_migration_backup
+    setting = db.preferences().pre_migration_backup
     if setting == ALWAYS:
         return True
     if setting == NEVER:
@@ -110,10 +109,10 @@ def wants_pre_migration_backup(db: LiveDatabase, destructive: bool = False) -> b
     return destructive or not has_transactional_ddl(db.engine)
 
 
-def pre_migration_backup(db: LiveDatabase, destructive: bool = False) -> dict | None:
+def pre_migration_backup(db: ComponentDatabase, destructive: bool = False) -> dict | None:
     """Take the pre-migration backup when configured and the database holds something
     to protect; returns its manifest (JSON) or None. (No label: the kind says why.)"""
-    from .engine.fingerprint import user_tables
+    from ..engine.fingerprint import user_tables
 
     if not wants_pre_migration_backup(db, destructive) or not user_tables(db.engine):
         return None

@@ -1,0 +1,35 @@
+"""The gate's automated checks for a phase kind, run against the component's database."""
+
+from __future__ import annotations
+
+from ..engine import checks as gate_checks
+from ..errors import ChecksFailed, ConductorError
+from ..workspace.files import atomic_write_bytes
+from .context import ComponentDatabase
+from .tuning import workload
+
+
+def run_checks(db: ComponentDatabase, kind: str) -> list[gate_checks.CheckResult]:
+    """The automated checks for a phase kind; artifacts (ER diagram) are saved."""
+    try:
+        queries = workload(db) if kind == "indexing" else []
+    except ConductorError:
+        queries = []
+    context = gate_checks.CheckContext(db.engine, db.declared_sql(), db.migrations_folder,
+                                       db.component.dir, queries)
+    results = gate_checks.run_checks(kind, context)
+    for result in results:
+        for name, text in result.artifacts.items():
+            with db.lock():
+                atomic_write_bytes(db.component.dir / name, text.encode("utf-8"))
+    return results
+
+
+def require_passed(results: list[gate_checks.CheckResult], waivers: dict[str, str]) -> None:
+    """Raise when a failed check is not waived (waivers match check names, case-insensitive)."""
+    waived = {k.casefold() for k in waivers}
+    failing = [r for r in results if r.status == gate_checks.FAIL and r.name.casefold() not in waived]
+    if failing:
+        listing = "; ".join(f"{r.name}: {r.detail}" for r in failing)
+        raise ChecksFailed(f"{len(failing)} automated check(s) failed: {listing}",
+                           hint="fix them, or waive one with --waive 'CHECK=REASON'")

@@ -75,8 +75,10 @@ from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from ..fsio import atomic_write_bytes
 from .connection import (
     SQLITE_BEGIN_IMMEDIATE,
+    driver_reason,
     first_line,
     has_transactional_ddl,
+    is_driver_error,
     require_reflection,
     scrub,
 )
@@ -608,8 +610,8 @@ class Migrations:
             reason = (f"the revision ran {denied[0]} itself, which a migration may not do: "
                       "the whole run is one transaction so that a failure can be undone "
                       "(split a large data migration into several revisions instead)")
-        elif isinstance(exc, DBAPIError) and exc.orig is not None:
-            reason = first_line(str(exc.orig))
+        elif is_driver_error(exc):
+            reason = driver_reason(exc, self.engine.url)
         elif isinstance(exc, _RevisionFailed):
             reason = str(exc)
         else:
@@ -867,8 +869,8 @@ class Migrations:
         return CheckRow(name, "pass", "no index outside the revisions", _since(started))
 
     def _reason(self, exc: Exception) -> str:
-        if isinstance(exc, DBAPIError) and exc.orig is not None:
-            return self._url_scrub(first_line(str(exc.orig)))
+        if is_driver_error(exc):
+            return driver_reason(exc, self.engine.url)
         if isinstance(exc, ConductorError):
             return self._url_scrub(str(exc))
         return self._url_scrub(f"{type(exc).__name__}: {first_line(str(exc))}")

@@ -71,15 +71,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .fsio import is_tool_temp
+from .workspace.layout import BOOKKEEPING_FILES, EMBEDDED_DATABASE, MIGRATIONS_FOLDER
 from .workspace.workflow import NO_COMMITS, PER_PHASE, PER_TASK, WorkflowPreferences
 
 GIT_TIMEOUT_S = 120.0
 TRAILER_KEY = "Storage-Id"
 #: files the conductor itself writes in a component folder (they travel with the last commit)
-BOOKKEEPING_FILES = frozenset({"plan.md", "metadata.json", "verification.json", "test_runs.json"})
-MIGRATIONS_FOLDER = "migrations"
 #: the embedded database and its journals (never committed, ignored or not)
-_EMBEDDED_RE = re.compile(r"^dev\.sqlite")
+_EMBEDDED_RE = re.compile("^" + re.escape(EMBEDDED_DATABASE))
 #: a writer's temporary file (workspace/files.py atomic_write_bytes)
 _TASK_PREFIX_RE = re.compile(r"^task\s*:\s*", re.IGNORECASE)
 _PHASE_PREFIX_RE = re.compile(r"^(phase|stage|milestone|step)\s*[0-9.]*\s*[:.\-–—]\s*", re.IGNORECASE)

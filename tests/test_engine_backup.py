@@ -484,7 +484,7 @@ def _record_migration(engine: Engine, revision: str, when: datetime) -> None:
 
 def _gate(engine: Engine, component: Path) -> dict[str, tuple[str, str]]:
     ctx = CheckContext(engine=engine, declared_sql=None, migrations_folder=component / "migrations",
-                       component_dir=component)
+                       backups_folder=component / "backups")
     return {r.name: (r.status, r.detail) for r in gate_checks(ctx)}
 
 

@@ -16,18 +16,17 @@ from sqlalchemy import Engine, MetaData, inspect, make_url
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.schema import (
-    DECLARED_FILE,
     NAMING_CONVENTION,
     SchemaReport,
     apply_sql,
     declared_metadata,
-    declared_path,
-    read_declared,
     reflect,
     split_statements,
     validate,
 )
 from conductor_magics.errors import DatabaseError
+from conductor_magics.workspace.layout import SCHEMA_FILE as DECLARED_FILE
+from conductor_magics.workspace.layout import declared_path, read_declared
 
 DDL = """
 -- customers; orders; order items. Semicolons in comments and strings must not split.

@@ -213,3 +213,20 @@ def test_steps_import_only_downward():
                     f"steps/{path.name} imports ..{module} (only errors, fsio, engine, workspace)"
             else:
                 assert not module.startswith("conductor_magics"), f"steps/{path.name} imports {module}"
+
+
+def test_engine_spells_no_workspace_file_name():
+    # engine/ takes paths; which files a component has is said once, in workspace/layout.py
+    from conductor_magics.workspace import layout
+
+    # file names (with a dot): a folder's name such as "backups" is also an ordinary word
+    names = {value for key, value in vars(layout).items()
+             if key.isupper() and isinstance(value, str) and "." in value}
+    assert {"schema.sql", "benchmarks.jsonl", "workload.sql", "dev.sqlite"} <= names
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "engine"
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if (path.name, node.value) == ("workload.py", "workload.sql"):
+                    continue  # parse_workload's label for messages when given text, not a path
+                assert node.value not in names, f"engine/{path.name}:{node.lineno} spells {node.value!r}"

@@ -26,8 +26,10 @@ class CheckContext:
     engine: Engine
     declared_sql: str | None
     migrations_folder: Path
-    #: storages/<id>/: benchmarks.jsonl, backups/ and the like live here
-    component_dir: Path | None = None
+    #: the recorded benchmark runs (JSON lines) the indexing checks read, if any
+    benchmarks_path: Path | None = None
+    #: the folder of the component's backups, for the backup checks (None: no such folder)
+    backups_folder: Path | None = None
     #: the component's workload queries (workload.sql, else the spec's Query Patterns)
     workload: list = field(default_factory=list)
 
@@ -103,7 +105,7 @@ def schema_checks(ctx: CheckContext) -> Iterator[CheckResult]:
                 for t in report.tables for fk in t.foreign_keys if fk.referred_table not in names]
     yield CheckResult("foreign keys resolve", FAIL if dangling else PASS, "; ".join(dangling))
     yield CheckResult("snapshot and ER diagram", PASS, "saved with the verdict",
-                      artifacts={"schema.md": schema_markdown(report)})
+                      artifacts={"schema_doc": schema_markdown(report)})
 
 
 def schema_markdown(report) -> str:
@@ -169,7 +171,7 @@ def indexing_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     from .bench import parse_index_ddl, recorded_index_arms
 
     started = time.perf_counter()
-    arms = recorded_index_arms(ctx.component_dir / "benchmarks.jsonl") if ctx.component_dir else []
+    arms = recorded_index_arms(ctx.benchmarks_path) if ctx.benchmarks_path else []
     live = _live_index_shapes(ctx.engine)
     kept, explored = [], []
     for arm in arms:
@@ -254,12 +256,12 @@ def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     first, so a fresh good backup satisfies both)."""
     from .backup import Backups
 
-    if ctx.component_dir is None:
-        detail = "no component folder, so no backups folder"
+    if ctx.backups_folder is None:
+        detail = "no backups folder"
         yield CheckResult(GATE_NEWER, FAIL, detail)
         yield CheckResult(GATE_DRILL, FAIL, detail)
         return
-    backups = Backups(ctx.component_dir / "backups", ctx.engine)
+    backups = Backups(ctx.backups_folder, ctx.engine)
     started = time.perf_counter()
     newest = backups.latest()
     if newest is None:

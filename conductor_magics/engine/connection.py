@@ -23,10 +23,6 @@ from ..errors import (
 )
 
 URL_ENV = "CONDUCTOR_DATABASE_URL"
-EMBEDDED_FILE = "dev.sqlite"
-#: files next to the embedded database that must stay out of git
-EMBEDDED_FILES = ("dev.sqlite", "dev.sqlite-journal", "dev.sqlite-wal", "dev.sqlite-shm")
-
 #: dialects whose DDL runs inside transactions (a failed migration rolls back)
 TRANSACTIONAL_DDL = {"postgresql", "duckdb", "mssql"}
 

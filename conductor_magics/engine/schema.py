@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -51,12 +50,9 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
 from ..errors import DatabaseError, UnsupportedByDialect
-from ..fsio import read_utf8
 from .connection import driver_reason, statement_error
 from .fingerprint import TOOL_TABLES, user_tables
 from .scratch import scratch_engine
-
-DECLARED_FILE = "schema.sql"
 
 #: constraint names Alembic renders and the declared MetaData uses for unnamed constraints
 NAMING_CONVENTION = {
@@ -276,23 +272,6 @@ def _is_unique(table: TableInfo, columns: list[str]) -> bool:
     if table.primary_key:
         keys.append(table.primary_key.columns)
     return any(set(key) and set(key) <= wanted for key in keys)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def declared_path(folder: Path) -> Path:
-    """Where a component's declared schema lives: ``storages/<id>/schema.sql``."""
-    return Path(folder) / DECLARED_FILE
-
-
-def read_declared(folder: Path) -> str | None:
-    """The component's declared DDL, or None when none was declared yet."""
-    path = declared_path(folder)
-    try:
-        return read_utf8(path)
-    except FileNotFoundError:
-        return None
 
 
 # --------------------------------------------------------------------------- splitting and applying

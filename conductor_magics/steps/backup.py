@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 from ..engine.connection import has_transactional_ddl
 from ..errors import ConductorError
 from ..workspace.files import ensure_gitignore
+from ..workspace.layout import BACKUPS_FOLDER
 from ..workspace.workflow import ALWAYS, NEVER
 from .context import ComponentDatabase, StepResult
 
 if TYPE_CHECKING:
     from ..engine.backup import Backups
 
-BACKUPS_FOLDER = "backups"
 BACKUP_ACTIONS = ("create", "verify", "list", "prune")
 
 

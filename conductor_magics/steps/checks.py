@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..engine import checks as gate_checks
 from ..errors import ChecksFailed, ConductorError
 from ..workspace.files import atomic_write_bytes
+from ..workspace.layout import ARTIFACT_FILES, BACKUPS_FOLDER, BENCHMARKS_FILE
 from .context import ComponentDatabase
 from .tuning import workload
 
@@ -15,13 +16,14 @@ def run_checks(db: ComponentDatabase, kind: str) -> list[gate_checks.CheckResult
         queries = workload(db) if kind == "indexing" else []
     except ConductorError:
         queries = []
+    folder = db.component.dir
     context = gate_checks.CheckContext(db.engine, db.declared_sql(), db.migrations_folder,
-                                       db.component.dir, queries)
+                                       folder / BENCHMARKS_FILE, folder / BACKUPS_FOLDER, queries)
     results = gate_checks.run_checks(kind, context)
     for result in results:
-        for name, text in result.artifacts.items():
+        for kind, text in result.artifacts.items():
             with db.lock():
-                atomic_write_bytes(db.component.dir / name, text.encode("utf-8"))
+                atomic_write_bytes(folder / ARTIFACT_FILES[kind], text.encode("utf-8"))
     return results
 
 

@@ -19,15 +19,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from ..engine.connection import EMBEDDED_FILE, EMBEDDED_FILES, Connected, connect
+from ..engine.connection import Connected, connect
 from ..fsio import read_utf8
 from ..workspace.components import Component, Workspace
 from ..workspace.context import read_text_lenient
 from ..workspace.files import ensure_gitignore
+from ..workspace.layout import EMBEDDED_DATABASE, EMBEDDED_FILES, MIGRATIONS_FOLDER, declared_path
 from ..workspace.workflow import WorkflowPreferences, parse_workflow
-
-DECLARED_FILE = "schema.sql"
-MIGRATIONS_FOLDER = "migrations"
 
 
 def _jsonable(value: Any) -> Any:
@@ -100,7 +98,7 @@ class ComponentDatabase:
     @property
     def connected(self) -> Connected:
         if self._connected is None:
-            embedded = self.component.dir / EMBEDDED_FILE
+            embedded = self.component.dir / EMBEDDED_DATABASE
             self._connected = connect(self._url, embedded=embedded)
             if self._connected.source == "embedded":
                 ensure_gitignore(self.component.dir, EMBEDDED_FILES)
@@ -114,7 +112,7 @@ class ComponentDatabase:
 
     @property
     def declared_path(self) -> Path:
-        return self.component.dir / DECLARED_FILE
+        return declared_path(self.component.dir)
 
     def declared_sql(self) -> str | None:
         """The declared schema (schema.sql), or None when there is none yet."""

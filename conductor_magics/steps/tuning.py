@@ -22,13 +22,12 @@ from ..engine.workload import Query, check_name, parse_workload, upsert
 from ..errors import ConductorError, DatabaseError
 from ..fsio import pid_alive, read_utf8
 from ..workspace.files import atomic_write_bytes, ensure_gitignore
-from ..workspace.intents import ADVISE_INTENT, interrupted_advise
+from ..workspace.intents import interrupted_advise
+from ..workspace.layout import ADVISE_INTENT, BENCHMARKS_FILE, WORKLOAD_FILE
 from ..workspace.spec import query_patterns
 from .context import ComponentDatabase, StepResult
 from .migrate import migrate, migrations
 
-WORKLOAD_FILE = "workload.sql"
-BENCHMARKS_FILE = "benchmarks.jsonl"
 #: workload sources besides a file path
 WORKLOAD_SOURCES = ("auto", "workload", "spec")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ComponentNotFound, ConductorError, WorkspaceFormatError, WorkspaceNotFound
 from .files import FileEdit, read_with_identity, workspace_lock, write_edits
+from .layout import METADATA_FILE, PLAN_FILE, SPEC_FILE, VERIFICATION_FILE
 from .metadata import Metadata, edited_metadata_bytes, metadata_from_bytes, read_metadata
 from .plan import Plan, read_plan
 from .status import STATUSES, can_transition
@@ -44,19 +45,19 @@ class Component:
 
     @property
     def metadata_path(self) -> Path:
-        return self.dir / "metadata.json"
+        return self.dir / METADATA_FILE
 
     @property
     def plan_path(self) -> Path:
-        return self.dir / "plan.md"
+        return self.dir / PLAN_FILE
 
     @property
     def spec_path(self) -> Path:
-        return self.dir / "spec.md"
+        return self.dir / SPEC_FILE
 
     @property
     def verification_path(self) -> Path:
-        return self.dir / "verification.json"
+        return self.dir / VERIFICATION_FILE
 
     @property
     def status(self) -> str | None:

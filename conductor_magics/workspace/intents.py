@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 from ..fsio import pid_alive
+from .layout import ADVISE_INTENT
 
 #: ``storages/<id>/.advise-apply.json``: an ``advise --apply`` in progress or interrupted
-ADVISE_INTENT = ".advise-apply.json"
 
 
 def interrupted_advise(component_dir: Path) -> Path | None:

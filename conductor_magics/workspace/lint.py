@@ -13,6 +13,7 @@ from .components import Component, Workspace, is_safe_id
 from .context import SHARED_DOCS
 from .files import stale_temp_files
 from .intents import interrupted_advise, interrupted_advise_message
+from .layout import WRITE_FOLDERS
 from .metadata import update_metadata
 from .plan import decode_markdown, read_plan
 from .problems import Problem
@@ -90,7 +91,7 @@ def lint_workspace(ws: Workspace) -> list[Problem]:
 
 
 #: the folders of a component the tool writes into (backups, Alembic migrations)
-COMPONENT_WRITE_FOLDERS = ("", "backups", "migrations", "migrations/versions")
+COMPONENT_WRITE_FOLDERS = WRITE_FOLDERS
 
 
 def tool_folders(ws: Workspace) -> list[Path]:

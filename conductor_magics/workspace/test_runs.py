@@ -13,8 +13,9 @@ from typing import Any
 
 from ..errors import WorkspaceFormatError
 from .files import edit_file
+from .layout import TEST_RUNS_FILE
 
-FILE_NAME = "test_runs.json"
+FILE_NAME = TEST_RUNS_FILE
 
 NONE, RED, GREEN, GREEN_ONLY = "no tests", "red", "green", "green without red"
 

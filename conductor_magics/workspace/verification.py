@@ -16,9 +16,10 @@ from typing import Any
 
 from ..errors import WorkspaceFormatError
 from .files import edit_file
+from .layout import VERIFICATION_FILE
 from .plan import Phase, Plan, _fold
 
-FILE_NAME = "verification.json"
+FILE_NAME = VERIFICATION_FILE
 
 
 def phase_fields(phase: Phase) -> dict[str, Any]:

@@ -17,8 +17,6 @@ import json
 import os
 import secrets
 import subprocess
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -26,6 +24,7 @@ from urllib.parse import quote, quote_plus
 import psycopg
 import pytest
 from sample_ddl import V1
+from support import PgToolWatcher
 
 from conductor_magics.cli import main
 from conductor_magics.engine.backup import pg_tool_connection
@@ -249,21 +248,6 @@ class Runner:
                               check=True).stdout
 
 
-def _watch_pg_tools(seen: list[str], stop: threading.Event) -> None:
-    """Every pg_dump / pg_restore command line while they run (what `ps` shows)."""
-    while not stop.is_set():
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if ("pg_dump" in argv or "pg_restore" in argv) and argv not in seen:
-                seen.append(argv)
-        time.sleep(0.001)
-
-
 @pytest.mark.parametrize("name", E2E_FORMS)
 def test_no_credential_form_leaks_through_any_command(name, pg_server, pg_url, project, tmp_path,
                                                       capsys, monkeypatch):
@@ -283,10 +267,8 @@ def test_no_credential_form_leaks_through_any_command(name, pg_server, pg_url, p
     refused = form.url.replace(f":{port}", ":1").replace(f"port%3D{port}", "port%3D1").replace(
         f"%3A{port}", "%3A1")
 
-    seen: list[str] = []
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch_pg_tools, args=(seen, stop))
-    watcher.start()
+    watcher = PgToolWatcher().__enter__()
+    seen = watcher.seen
     try:
         if not form.connects:
             # psycopg does not expand a dbname DSN: the failure itself must not leak
@@ -318,8 +300,7 @@ def test_no_credential_form_leaks_through_any_command(name, pg_server, pg_url, p
             run("task", "done", "orders_db", "1.1", with_url=False)
             assert "benchmarks.jsonl" in run.git("log", "--stat", "-1"), "the per-task commit took the file"
     finally:
-        stop.set()
-        watcher.join()
+        watcher.__exit__()
     history = run.git("log", "--all", "-p", "--format=%H %an %s%n%b")
     if form.connects:
         assert any("pg_dump" in argv for argv in seen) and any("pg_restore" in argv for argv in seen)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from sample_ddl import V1
 from sqlalchemy import Engine, insert
+from support import PgToolWatcher
 
 from conductor_magics.engine.backup import (
     Backups,
@@ -681,28 +682,8 @@ def test_pg_tools_get_the_password_only_through_the_environment(pg_server, pg_ur
 def test_password_never_in_files_outputs_errors_or_argv(pg_server, pg_url, tmp_path):
     password = pg_server.password
     engine = seeded(pg_url)
-    seen: list[str] = []
-    leaked: list[str] = []
-    stop = threading.Event()
-
-    def watch_processes():
-        # every pg_dump / pg_restore command line while they run
-        while not stop.is_set():
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                try:
-                    argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                if "pg_dump" in argv or "pg_restore" in argv:
-                    seen.append(argv)
-                    if password in argv:
-                        leaked.append(argv)
-            time.sleep(0.001)
-
-    watcher = threading.Thread(target=watch_processes)
-    watcher.start()
+    watcher = PgToolWatcher().__enter__()
+    seen = watcher.seen
     outputs: list[str] = []
     try:
         backups = Backups(tmp_path / "backups", engine)
@@ -729,10 +710,10 @@ def test_password_never_in_files_outputs_errors_or_argv(pg_server, pg_url, tmp_p
                         result.frame().to_string()]
         outputs.append(backups.list().to_string())
     finally:
-        stop.set()
-        watcher.join()
+        watcher.__exit__()
         engine.dispose()
     assert any("pg_dump" in argv for argv in seen) and any("pg_restore" in argv for argv in seen)
+    leaked = [argv for argv in seen if password in argv]
     assert leaked == []
     for text in outputs:
         assert password not in text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from support import hand_written
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint, schema_snapshot
@@ -82,20 +83,6 @@ def state(engine):
         version = (conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
                    if inspect(conn).has_table("alembic_version") else None)
     return schema_snapshot(engine), fingerprint(engine), version
-
-
-def hand_written(migrations: Migrations, message: str, upgrade: str, downgrade: str = "pass"):
-    """An empty revision whose upgrade()/downgrade() bodies are replaced by the given code."""
-    info = migrations.new(message, None, empty=True)
-    source = info.path.read_text(encoding="utf-8")
-    indent = lambda body: "\n".join("    " + line for line in body.strip().splitlines())  # noqa: E731
-    source = re.sub(r'(def upgrade\(\) -> None:\n    """[^\n]*"""\n)    pass',
-                    lambda m: m.group(1) + indent(upgrade), source)
-    source = re.sub(r'(def downgrade\(\) -> None:\n    """[^\n]*"""\n)    pass',
-                    lambda m: m.group(1) + indent(downgrade), source)
-    assert upgrade.strip().splitlines()[0] in source
-    info.path.write_text(source, encoding="utf-8")
-    return info
 
 
 def applied_v1(engine, folder, rows=20) -> tuple[Migrations, RevisionInfo]:

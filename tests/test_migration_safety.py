@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -34,6 +33,7 @@ from conductor_magics.engine.sample import seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
 from hostile import conductor, one_line_error, tree  # noqa: E402
+from support import hand_written  # noqa: E402
 
 RUNS = 20
 REPO = Path(__file__).resolve().parent.parent
@@ -122,19 +122,6 @@ def worker(tmp_path: Path):
         yield w
     finally:
         w.close()
-
-
-def hand_written(migrations: Migrations, message: str, upgrade: str, downgrade: str = "pass"):
-    """An empty revision whose upgrade()/downgrade() bodies are the given code."""
-    info = migrations.new(message, None, empty=True)
-    source = info.path.read_text(encoding="utf-8")
-    indent = lambda body: "\n".join("    " + line for line in body.strip().splitlines())  # noqa: E731
-    source = re.sub(r'(def upgrade\(\) -> None:\n    """[^\n]*"""\n)    pass',
-                    lambda m: m.group(1) + indent(upgrade), source)
-    source = re.sub(r'(def downgrade\(\) -> None:\n    """[^\n]*"""\n)    pass',
-                    lambda m: m.group(1) + indent(downgrade), source)
-    info.path.write_text(source, encoding="utf-8")
-    return info
 
 
 class Component:

@@ -22,11 +22,13 @@ import contextlib
 import ctypes
 import errno
 import functools
+import math
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ConductorError
 
@@ -246,3 +248,17 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can hold it: dicts and lists walked, NaN and infinities as null,
+    anything that is not a JSON scalar as its ``str``."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

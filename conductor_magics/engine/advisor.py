@@ -63,6 +63,7 @@ from sqlalchemy.schema import CreateIndex
 from sqlglot import exp
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..fsio import json_safe
 from .bench import sqlite_plan_indexes
 from .connection import first_line, scrub
 from .stats import calibrate_loops
@@ -898,14 +899,10 @@ class QueryAdvice:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["params"] = {k: _jsonable(v) for k, v in self.params.items()}
+        data["params"] = {k: json_safe(v) for k, v in self.params.items()}
         data["cost_before"] = round(self.cost_before, 6)
         data["cost_after"] = round(self.cost_after, 6)
         return data
-
-
-def _jsonable(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
 @dataclass

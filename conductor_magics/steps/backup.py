@@ -22,9 +22,6 @@ from .context import ComponentDatabase, StepResult
 if TYPE_CHECKING:
     from ..engine.backup import Backups
 
-BACKUP_ACTIONS = ("create", "verify", "list", "prune")
-
-
 def backups(db: ComponentDatabase, to: str | None = None) -> Backups:
     """The component's backups (``--to DIR`` for another folder)."""
     from ..engine.backup import Backups

@@ -9,7 +9,6 @@ Session, so that the steps sit below the implement loop.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ..engine.connection import Connected, connect
-from ..fsio import read_utf8
+from ..fsio import json_safe, read_utf8
 from ..workspace.components import Component, Workspace
 from ..workspace.context import read_text_lenient
 from ..workspace.files import ensure_gitignore
@@ -28,21 +27,9 @@ from ..workspace.layout import EMBEDDED_DATABASE, EMBEDDED_FILES, MIGRATIONS_FOL
 from ..workspace.workflow import WorkflowPreferences, parse_workflow
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def frame_records(frame: pd.DataFrame) -> list[dict]:
     """A data frame as JSON-safe rows (NaN and infinities become null)."""
-    return [_jsonable(r) for r in frame.to_dict(orient="records")]
+    return [json_safe(r) for r in frame.to_dict(orient="records")]
 
 
 @dataclass
@@ -62,7 +49,7 @@ class StepResult:
     text: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"summary": self.summary, **_jsonable(self.data)}
+        out = {"summary": self.summary, **json_safe(self.data)}
         for title, frame in self.frames:
             out[title] = frame_records(frame)
         return out

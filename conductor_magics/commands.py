@@ -458,14 +458,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                 return db.schema_declare(body, apply=a.apply)
             return db.schema_show(live=a.live)
         case "migrate":
-            finished = None
-            if a.action in ("new", "up", "down"):  # an interrupted advise --apply comes first
-                from .steps.tuning import finish_interrupted_apply
-                finished = finish_interrupted_apply(db)
-            result = db.migrate(a.action, a.target, a.message, a.empty, confirm=a.confirm)
-            if finished:
-                result.summary = f"{db.component.id}: {finished}; {result.summary}"
-            return result
+            return db.migrate(a.action, a.target, a.message, a.empty, confirm=a.confirm)
         case "sql":
             return db.sql(body)
         case "txn":

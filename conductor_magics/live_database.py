@@ -41,8 +41,15 @@ class LiveDatabase(ComponentDatabase):
 
     def migrate(self, action: str, target: str | None = None, message: str | None = None,
                 empty: bool = False, confirm: bool = False) -> StepResult:
-        """One migrate action (see :func:`.steps.migrate.migrate`)."""
-        return migrate_steps.migrate(self, action, target, message, empty, confirm=confirm)
+        """One migrate action (see :func:`.steps.migrate.migrate`); ``new``, ``up`` and
+        ``down`` first finish an interrupted ``advise --apply``, whose revision they would
+        otherwise build on or skip."""
+        finished = (tuning_steps.finish_interrupted_apply(self)
+                    if action in ("new", "up", "down") else None)
+        result = migrate_steps.migrate(self, action, target, message, empty, confirm=confirm)
+        if finished:
+            result.summary = f"{self.component.id}: {finished}; {result.summary}"
+        return result
 
     # -- SQL, transactions, integrity ------------------------------------------------------
 

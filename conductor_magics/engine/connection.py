@@ -458,7 +458,7 @@ _TEXTS = [
 ]
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def error_causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc``, the driver error it wraps, and what caused it (each once)."""
     seen: set[int] = set()
     todo = [exc]
@@ -474,7 +474,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def failure_kind(exc: BaseException) -> str | None:
     """:data:`LOCKED`, :data:`LOCK_TIMEOUT`, :data:`DEADLOCK` or :data:`LOST` when ``exc``
     says the database could not be used just now (retrying may succeed), else None."""
-    for item in _causes(exc):
+    for item in error_causes(exc):
         sqlstate = getattr(item, "sqlstate", None) or getattr(item, "pgcode", None)
         if sqlstate in _SQLSTATES:
             return _SQLSTATES[sqlstate]
@@ -483,7 +483,7 @@ def failure_kind(exc: BaseException) -> str | None:
         if getattr(item, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return LOCKED
     # the drivers' own texts only: a SQLAlchemy wrapper's text quotes the statement
-    text = "\n".join(str(i) for i in _causes(exc) if getattr(i, "orig", None) is None)
+    text = "\n".join(str(i) for i in error_causes(exc) if getattr(i, "orig", None) is None)
     for pattern, kind in _TEXTS:
         if pattern.search(text):
             return kind
@@ -517,7 +517,7 @@ def driver_reason(exc: BaseException, *urls: str | URL | None) -> str:
 
 def _terminated(exc: BaseException) -> bool:
     return any((getattr(i, "sqlstate", None) or getattr(i, "pgcode", None)) == "57P01"
-               or "terminating connection" in str(i) for i in _causes(exc))
+               or "terminating connection" in str(i) for i in error_causes(exc))
 
 
 def database_error(operation: str, exc: BaseException, *urls: str | URL | None,

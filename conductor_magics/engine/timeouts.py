@@ -44,6 +44,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 
 from ..errors import ConductorError, DatabaseError
+from .connection import error_causes
 
 #: seconds a statement may run when nothing else is configured
 DEFAULT_SECONDS = 300.0
@@ -259,22 +260,10 @@ class _Guard:
         return None
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        todo.extend([getattr(item, "orig", None), item.__cause__, item.__context__])
-
-
 def _stopped_by(exc: BaseException) -> str | None:
     """"server-timeout" (PostgreSQL's statement_timeout), "interrupted" (SQLite's progress
     handler or DuckDB's interrupt), or None when ``exc`` is some other failure."""
-    for item in _chain(exc):
+    for item in error_causes(exc):
         sqlstate = getattr(item, "sqlstate", None) or getattr(item, "pgcode", None)
         if sqlstate == "57014":  # query_canceled: a timeout unless a user asked for it
             return None if "user request" in str(item) else "server-timeout"

@@ -19,11 +19,17 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ..engine.connection import Connected, connect
-from ..fsio import json_safe, read_utf8
+from ..fsio import json_safe
 from ..workspace.components import Component, Workspace
 from ..workspace.context import read_text_lenient
 from ..workspace.files import ensure_gitignore
-from ..workspace.layout import EMBEDDED_DATABASE, EMBEDDED_FILES, MIGRATIONS_FOLDER, declared_path
+from ..workspace.layout import (
+    EMBEDDED_DATABASE,
+    EMBEDDED_FILES,
+    MIGRATIONS_FOLDER,
+    declared_path,
+    read_declared,
+)
 from ..workspace.workflow import WorkflowPreferences, parse_workflow
 
 
@@ -103,8 +109,7 @@ class ComponentDatabase:
 
     def declared_sql(self) -> str | None:
         """The declared schema (schema.sql), or None when there is none yet."""
-        path = self.declared_path
-        return read_utf8(path) if path.is_file() else None
+        return read_declared(self.component.dir)
 
     @property
     def migrations_folder(self) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import random
 import tempfile
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConductorError
 from ..fsio import (
@@ -236,6 +238,22 @@ def edit_file(path: Path, edit: Callable[[bytes | None], bytes | None]) -> bytes
             continue
         return new
     raise kept_changing(path)
+
+
+def append_json_record(path: Path, record: dict[str, Any],
+                       parse: Callable[[bytes, Path], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Append ``record`` to the JSON list in ``path`` (created when missing) through
+    :func:`edit_file`; ``parse`` reads the existing bytes into records (raising on bad input,
+    so a malformed log is never overwritten). Returns every record now in the file."""
+    records: list[dict[str, Any]] = []
+
+    def append(raw: bytes | None) -> bytes:
+        nonlocal records
+        records = [*(parse(raw, path) if raw is not None else []), record]
+        return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    edit_file(path, append)
+    return records
 
 
 def kept_changing(path: Path) -> ConductorError:

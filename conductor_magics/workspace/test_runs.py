@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceFormatError
-from .files import edit_file
+from .files import append_json_record
 from .layout import TEST_RUNS_FILE
 
 FILE_NAME = TEST_RUNS_FILE
@@ -71,12 +71,5 @@ def _parse_runs(raw: bytes, path: Path) -> TestRuns:
 def append_run(path: Path, record: dict[str, Any]) -> TestRuns:
     """Append one run (caller holds the lock)."""
     path = Path(path)
-    records: list[dict[str, Any]] = []
-
-    def append(raw: bytes | None) -> bytes:
-        nonlocal records
-        records = [*(_parse_runs(raw, path).records if raw is not None else []), record]
-        return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-    edit_file(path, append)
+    records = append_json_record(path, record, lambda raw, p: _parse_runs(raw, p).records)
     return TestRuns(path, records)

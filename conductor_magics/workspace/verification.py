@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceFormatError
-from .files import edit_file
+from .files import append_json_record
 from .layout import VERIFICATION_FILE
 from .plan import Phase, Plan, _fold
 
@@ -73,12 +73,5 @@ def _parse_log(raw: bytes, path: Path) -> VerificationLog:
 def append_record(path: Path, record: dict[str, Any]) -> VerificationLog:
     """Append one record (caller holds the lock); earlier records are never rewritten."""
     path = Path(path)
-    records: list[dict[str, Any]] = []
-
-    def append(raw: bytes | None) -> bytes:
-        nonlocal records
-        records = [*(_parse_log(raw, path).records if raw is not None else []), record]
-        return (json.dumps(records, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-    edit_file(path, append)
+    records = append_json_record(path, record, lambda raw, p: _parse_log(raw, p).records)
     return VerificationLog(path, records)

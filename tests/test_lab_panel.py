@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -241,6 +242,28 @@ def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path:
         assert plan_path.read_bytes() == before, "a refused tick changed plan.md"
         page.unroute("**/conductor/api/status*")
         expect(box(panel, "1.2.1")).to_be_checked(timeout=CLI_DEADLINE * 1000)  # the truth
+
+        # The four commands are in the palette.
+        page.keyboard.press("Control+Shift+C")
+        palette = page.locator(".lm-CommandPalette")
+        expect(palette).to_be_visible()
+        page.keyboard.type("Conductor")
+        for command in ("open-panel", "refresh", "insert-task-cell", "open-plan"):
+            expect(palette.locator(f'.lm-CommandPalette-item[data-command="conductor:{command}"]')
+                   ).to_have_count(1)
+        page.keyboard.press("Escape")
+
+        # Settings → status bar off: the item is gone after a reload.
+        settings = json.dumps({"refreshInterval": 2, "showStatusBar": False})
+        request = urllib.request.Request(
+            lab.url("lab/api/settings/conductor-magics:plugin"), method="PUT",
+            data=json.dumps({"raw": settings}).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status in (200, 204)
+        page.reload()
+        expect(page.locator(f"{PANEL} .jp-conductor-component")).to_have_count(2, timeout=60_000)
+        expect(page.locator("#conductor-status")).to_have_count(1)  # registered, not shown
+        expect(page.locator("#conductor-status")).to_be_hidden()
     finally:
         screenshot(page, tmp_path, "panel-ticks.png")
 

@@ -387,6 +387,7 @@ def test_panel_gate_and_task_cell(panel_lab: Lab, browser_page, tmp_path: Path) 
         reason = "schema.sql comes with phase 2 in this example"
         failed.locator(".jp-conductor-waive-reason").fill(reason)
         expect(confirm).to_be_enabled()
+        screenshot(page, tmp_path, "gate-dialog.png")
         confirm.click()
 
         deadline, verdicts = time.monotonic() + 60, []

@@ -192,6 +192,9 @@ def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path:
 
     page, lab = browser_page, panel_lab
     plan_path = component_dir(lab) / "plan.md"
+    polls: list[tuple[float, int]] = []  # (when, HTTP status) of every status poll
+    page.on("response", lambda r: polls.append((time.monotonic(), r.status))
+            if "/conductor/api/status" in r.url else None)
     try:
         started = time.monotonic()
         panel = open_panel(page, lab)
@@ -264,6 +267,24 @@ def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path:
         expect(page.locator(f"{PANEL} .jp-conductor-component")).to_have_count(2, timeout=60_000)
         expect(page.locator("#conductor-status")).to_have_count(1)  # registered, not shown
         expect(page.locator("#conductor-status")).to_be_hidden()
+        assert any(status == 304 for _, status in polls), f"no 304 among the polls: {polls}"
+
+        # Hidden panel, no status bar: the poll stops; shown again, it polls at once.
+        tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="conductor-panel"]')
+        tab.click()
+        expect(page.locator(PANEL)).to_be_hidden()
+        # wait_for_timeout, not sleep: Playwright stamps responses as it processes them.
+        page.wait_for_timeout(1000)  # a poll already under way may still answer
+        hidden_at = time.monotonic()
+        page.wait_for_timeout(5000)
+        assert not [t for t, _ in polls if t > hidden_at], "the panel polled while hidden"
+        tab.click()
+        expect(page.locator(PANEL)).to_be_visible()
+        shown_at = time.monotonic()
+        deadline = shown_at + CLI_DEADLINE
+        while time.monotonic() < deadline and not [t for t, _ in polls if t > shown_at]:
+            page.wait_for_timeout(100)
+        assert [t for t, _ in polls if t > shown_at], "no poll after the panel was shown again"
     finally:
         screenshot(page, tmp_path, "panel-ticks.png")
 

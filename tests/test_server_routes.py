@@ -25,6 +25,7 @@ from conductor_magics.session import Session
 
 ROUTES = [  # (method, path, body) of every route, for the authentication tests
     ("GET", "status", None),
+    ("GET", "lint", None),
     ("GET", "workspace", None),
     ("GET", "plan/orders_db", None),
     ("POST", "task/orders_db", {"action": "done", "task": "1.1", "expect": "[ ]"}),
@@ -138,6 +139,65 @@ def test_status_etag_answers_304_until_a_file_changes(api, project):
     orders = next(c for c in body(changed)["components"] if c["id"] == "orders_db")
     assert orders != next(c for c in body(first)["components"] if c["id"] == "orders_db")
     assert api("GET", "status", headers={"If-None-Match": changed.headers["Etag"]}).code == 304
+
+
+def add_lint_findings(project: Path) -> tuple[Path, int, Path]:
+    """A task outside any phase in orders_db's plan.md (a finding with a line) and a stale
+    temporary file beside it (one without); returns (plan.md, the task's line, the file)."""
+    plan = project / "storage-conductor/storages/orders_db/plan.md"
+    lines = plan.read_text(encoding="utf-8").splitlines(keepends=True)
+    heading = next(i for i, line in enumerate(lines) if line.startswith("## Phase 1"))
+    lines.insert(heading, "- [ ] Task: a stray task before any phase\n")
+    plan.write_text("".join(lines), encoding="utf-8")
+    temp = plan.parent / ".plan.md.conductor-tmp-99999-deadbeef"
+    temp.write_bytes(b"half a plan")
+    return plan, heading + 1, temp
+
+
+def test_lint_is_the_cli_json(api, project, capsys):
+    response = api("GET", "lint")
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert body(response) == cli_json(capsys, "lint", "--root", str(project))
+    assert body(response)["problems"] == []
+
+
+def test_lint_findings_are_a_200_with_file_and_line(api, project, capsys):
+    plan, line, temp = add_lint_findings(project)
+    response = api("GET", "lint")
+    assert response.code == 200, response.body  # the CLI's exit code 1 is not an HTTP error
+    data = body(response)
+    assert data == cli_json(capsys, "lint", "--root", str(project))
+    stray = [p for p in data["problems"] if p["code"] == "task-outside-phase"]
+    assert len(stray) == 1
+    assert (stray[0]["file"], stray[0]["line"]) == (str(plan), line)
+    assert "a stray task before any phase" in stray[0]["message"]
+    stale = [p for p in data["problems"] if p["code"] == "stale-temp-file"]
+    assert [p["file"] for p in stale] == [str(temp)] and stale[0]["fixable"] is True
+
+
+def test_lint_etag_answers_304_until_a_file_it_reads_changes(api, project):
+    backups = project / "storage-conductor/storages/orders_db/backups"
+    backups.mkdir()
+    first = api("GET", "lint")
+    tag = first.headers["Etag"]
+    assert body(first)["problems"] == []
+    again = api("GET", "lint", headers={"If-None-Match": tag})
+    assert (again.code, again.body) == (304, b"")
+    # a stale temp file in a folder the tool writes into, below the component folder:
+    # lint's tag covers it (the status tag need not)
+    (backups / ".orders.db.conductor-tmp-99999-deadbeef").write_bytes(b"x")
+    changed = api("GET", "lint", headers={"If-None-Match": tag})
+    assert changed.code == 200 and changed.headers["Etag"] != tag
+    assert [p["code"] for p in body(changed)["problems"]] == ["stale-temp-file"]
+    assert api("GET", "lint", headers={"If-None-Match": changed.headers["Etag"]}).code == 304
+
+
+@pytest.mark.parametrize("where", ["none"], indirect=True)
+def test_lint_without_a_workspace_is_404(api):
+    response = api("GET", "lint")
+    assert response.code == 404 and "Etag" not in response.headers
+    assert "storage-conductor" in body(response)["error"]
 
 
 def test_workspace_names_the_folder_relative_to_the_root_dir(api, project):

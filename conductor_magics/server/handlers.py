@@ -3,8 +3,18 @@
 No plan logic lives here: what a route may do, and what it refuses, is decided by the
 session exactly as for the CLI and the magics (same locks, same one-byte edits). This
 module only checks the request's shape, maps the one exception tree onto HTTP statuses
-once (:data:`STATUS_FOR`) and, for ``status``, answers ``304`` when no file it reads
-has changed.
+once (:data:`STATUS_FOR`) and, for ``status`` and ``lint``, answers ``304`` when no
+file they read has changed.
+
+Routes (under the server's base URL; every one needs Jupyter's token):
+
+- ``GET conductor/api/status``: ``conductor status --json`` (ETag → 304);
+- ``GET conductor/api/lint``: ``conductor lint --json`` (ETag → 304); findings are a
+  200 with the findings, not an error (the CLI's exit code 1 only says "found some");
+- ``GET conductor/api/workspace``: where storage-conductor/ is, for the editor;
+- ``GET conductor/api/plan/<id>``: ``conductor plan <id> --json``;
+- ``POST conductor/api/task/<id>``: ``conductor task ACTION <id> TASK --expect MARK``;
+- ``POST conductor/api/verify/<id>``: ``conductor verify <id> --phase N …``.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from ..errors import (
 from ..session import ACTIONS, Session
 from ..workspace import Component, Workspace
 from ..workspace.intents import interrupted_advise
+from ..workspace.lint import tool_folders
 
 #: error class → HTTP status; the first match wins, so subclasses come before their bases
 STATUS_FOR: tuple[tuple[type[ConductorError], int], ...] = (
@@ -98,8 +109,22 @@ def status_fingerprint(workspace: Workspace) -> str:
     and in each component folder, and whether an ``advise --apply`` intent's process is
     gone. Taken BEFORE the status is computed, so a change racing the computation gives
     the next poll a new tag rather than a stale body a matching one."""
-    digest = hashlib.sha1(str(workspace.dir).encode())
     folders = [workspace.dir, *(workspace.storages_dir / i for i in workspace.folder_ids())]
+    return _fingerprint(workspace, folders)
+
+
+def lint_fingerprint(workspace: Workspace) -> str:
+    """As :func:`status_fingerprint`, over the folders ``lint`` also reads: storages/ and
+    the folders the tool writes into (backups, migrations), where a stale temporary file
+    is a finding."""
+    folders = [workspace.dir, *(workspace.storages_dir / i for i in workspace.folder_ids())]
+    folders += [f for f in tool_folders(workspace) if f not in folders]
+    return _fingerprint(workspace, folders)
+
+
+def _fingerprint(workspace: Workspace, folders: list[Path]) -> str:
+    digest = hashlib.sha1(str(workspace.dir).encode())
+    components = {workspace.storages_dir / i for i in workspace.folder_ids()}
     for folder in folders:
         digest.update(b"\0dir\0" + os.fsencode(folder))
         try:
@@ -112,7 +137,7 @@ def status_fingerprint(workspace: Workspace) -> str:
             except OSError:
                 continue  # gone since the listing: the next poll sees the new listing
             digest.update(f"\0{entry.name}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}".encode())
-        if folder != workspace.dir:
+        if folder in components:
             digest.update(b"\0advise-interrupted" if interrupted_advise(folder) else b"\0")
     return digest.hexdigest()[:32]
 
@@ -193,9 +218,13 @@ def _file_error(exc: OSError | UnicodeDecodeError) -> ConductorError:
     return error
 
 
-class StatusHandler(ConductorHandler):
-    """``conductor status --json``, tagged so a poll that finds nothing new costs a few
-    ``stat`` calls and an empty 304."""
+class TaggedHandler(ConductorHandler):
+    """A read-only command tagged so a poll that finds nothing new costs a few ``stat``
+    calls and an empty 304. The body is the command's JSON whatever its exit code (lint's
+    exit code 1 means "found something", which is the answer, not a failure)."""
+
+    command: str
+    fingerprint: Any
 
     @tornado.web.authenticated
     @authorized
@@ -209,15 +238,32 @@ class StatusHandler(ConductorHandler):
             self.set_status(304)
             return self.finish()
         try:
-            result = await asyncio.to_thread(lambda: run(parse(["status"]), session))
+            result = await asyncio.to_thread(lambda: run(parse([self.command]), session))
         except ConductorError as exc:
             self.clear_header("Etag")
             return self.fail(exc)
+        except (OSError, UnicodeDecodeError) as exc:
+            self.clear_header("Etag")
+            return self.fail(_file_error(exc))
         self.reply(result.to_json())
 
     def _tag(self) -> tuple[Session, str]:
         session = self.open_session()
-        return session, status_fingerprint(session.workspace)
+        return session, self.fingerprint(session.workspace)
+
+
+class StatusHandler(TaggedHandler):
+    """``conductor status --json``, with an ETag."""
+
+    command = "status"
+    fingerprint = staticmethod(status_fingerprint)
+
+
+class LintHandler(TaggedHandler):
+    """``conductor lint --json``, with an ETag: the findings with file and line."""
+
+    command = "lint"
+    fingerprint = staticmethod(lint_fingerprint)
 
 
 class WorkspaceHandler(ConductorHandler):
@@ -346,6 +392,7 @@ def setup_handlers(serverapp) -> None:
     component = r"/(?P<storage_id>[^/]+)"
     web_app.add_handlers(".*$", [
         (url_path_join(base, "status"), StatusHandler),
+        (url_path_join(base, "lint"), LintHandler),
         (url_path_join(base, "workspace"), WorkspaceHandler),
         (url_path_join(base, "plan") + component, PlanHandler),
         (url_path_join(base, "task") + component, TaskHandler),

@@ -47,6 +47,25 @@ export interface IStatus {
   problems: string[];
 }
 
+/** One finding of `conductor lint --json`. */
+export interface ILintProblem {
+  severity: 'error' | 'warning' | string;
+  /** Absolute on the server; null when the finding is about no file. */
+  file: string | null;
+  /** 1-based line, null when the finding is about the whole file. */
+  line: number | null;
+  code: string;
+  message: string;
+  fixable: boolean;
+}
+
+/** `conductor lint --json`. */
+export interface ILint {
+  workspace: string;
+  problems: ILintProblem[];
+  fixed: string[];
+}
+
 /** `GET conductor/api/workspace`. */
 export interface IWorkspace {
   /** The storage-conductor folder relative to the server root (POSIX), null when outside it. */
@@ -189,6 +208,11 @@ export type StatusPoll =
   | { changed: false }
   | { changed: true; status: IStatus; etag: string | null };
 
+/** A lint poll: unchanged (304 for the ETag sent), or the findings and their tag. */
+export type LintPoll =
+  | { changed: false }
+  | { changed: true; lint: ILint; etag: string | null };
+
 const API = 'conductor/api';
 
 /** The client: one instance per JupyterLab, over the app's server settings. */
@@ -199,16 +223,25 @@ export class ConductorApi {
 
   /** `conductor status --json`; with `etag`, a 304 comes back as `{changed: false}`. */
   async status(etag?: string | null): Promise<StatusPoll> {
-    const headers: Record<string, string> = {};
-    if (etag) {
-      headers['If-None-Match'] = etag;
-    }
-    const response = await this.request('GET', 'status', undefined, headers);
+    const response = await this.request('GET', 'status', undefined, ifNoneMatch(etag));
     if (response.status === 304) {
       return { changed: false };
     }
     const status = (await this.json(response)) as IStatus;
     return { changed: true, status, etag: response.headers.get('ETag') };
+  }
+
+  /**
+   * `conductor lint --json` (findings are a 200, not an error); with `etag`, a 304
+   * comes back as `{changed: false}`.
+   */
+  async lint(etag?: string | null): Promise<LintPoll> {
+    const response = await this.request('GET', 'lint', undefined, ifNoneMatch(etag));
+    if (response.status === 304) {
+      return { changed: false };
+    }
+    const lint = (await this.json(response)) as ILint;
+    return { changed: true, lint, etag: response.headers.get('ETag') };
   }
 
   /** Where storage-conductor/ is, relative to the server root, and its components. */
@@ -292,6 +325,10 @@ export class ConductorApi {
       );
     }
   }
+}
+
+function ifNoneMatch(etag?: string | null): Record<string, string> {
+  return etag ? { 'If-None-Match': etag } : {};
 }
 
 async function errorOf(

@@ -4,7 +4,9 @@
  *
  * The poll asks for the status with the last ETag; the server's tag changes whenever a
  * file of the workspace or of a component folder changes, so an unchanged workspace
- * costs an empty 304, and the plan is fetched again only when the tag moved.
+ * costs an empty 304, and the plan is fetched again only when the tag moved. The lint
+ * findings are polled beside it with their own tag (lint also reads the folders the
+ * tool writes into, which the status tag does not cover).
  */
 
 import { ISignal, Signal } from '@lumino/signaling';
@@ -13,6 +15,7 @@ import {
   ConductorApi,
   ConductorApiError,
   IComponentStatus,
+  ILintProblem,
   IPlanResult,
   IStatus,
   IWorkspace
@@ -39,6 +42,16 @@ export class ConductorModel {
 
   get status(): IStatus | null {
     return this._status;
+  }
+
+  /** The findings of `conductor lint` (null until fetched, or when it failed). */
+  get lint(): ILintProblem[] | null {
+    return this._lint;
+  }
+
+  /** Why the last lint poll failed (cleared by the next good one). */
+  get lintError(): string | null {
+    return this._lintError;
   }
 
   get workspace(): IWorkspace | null {
@@ -134,7 +147,11 @@ export class ConductorModel {
 
   private async _refresh(force: boolean): Promise<void> {
     try {
-      const poll = await this.api.status(force ? null : this._etag);
+      // Both at once: one round trip of latency per poll, whatever lint answers.
+      const [poll, lintChanged] = await Promise.all([
+        this.api.status(force ? null : this._etag),
+        this.pollLint(force)
+      ]);
       let changed = false;
       if (poll.changed) {
         this._status = poll.status;
@@ -162,7 +179,7 @@ export class ConductorModel {
       }
       const wasError = this._error !== null;
       this._error = this._planError;
-      if (changed || wasError !== (this._error !== null)) {
+      if (changed || lintChanged || wasError !== (this._error !== null)) {
         this._changed.emit();
       }
       if (poll.changed) {
@@ -174,6 +191,28 @@ export class ConductorModel {
         this._error = message;
         this._changed.emit();
       }
+    }
+  }
+
+  /** Ask for the lint findings (with their ETag unless `force`); true when they changed. */
+  private async pollLint(force: boolean): Promise<boolean> {
+    try {
+      const poll = await this.api.lint(force ? null : this._lintEtag);
+      const hadError = this._lintError !== null;
+      this._lintError = null;
+      if (poll.changed) {
+        this._lint = poll.lint.problems;
+        this._lintEtag = poll.etag;
+      }
+      return poll.changed || hadError;
+    } catch (error) {
+      // The status poll reports a missing workspace; lint only says it could not run.
+      const message = messageOf(error);
+      const changed = message !== this._lintError || this._lint !== null;
+      this._lint = null;
+      this._lintEtag = null;
+      this._lintError = message;
+      return changed;
     }
   }
 
@@ -197,6 +236,9 @@ export class ConductorModel {
   private _filesChanged = new Signal<this, void>(this);
   private _status: IStatus | null = null;
   private _etag: string | null = null;
+  private _lint: ILintProblem[] | null = null;
+  private _lintEtag: string | null = null;
+  private _lintError: string | null = null;
   private _workspace: IWorkspace | null = null;
   private _plan: IPlanResult | null = null;
   private _planError: string | null = null;

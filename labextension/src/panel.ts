@@ -1,6 +1,7 @@
 /**
  * The Conductor side panel (plain DOM in a Lumino widget): every component with its
- * status, progress, current phase, next task and problems; the selected component's
+ * status, progress, current phase, next task and problems (the status's and lint's, each
+ * a file:line link); the selected component's
  * plan as a tree of checkboxes. A tick asks the server for a one-byte edit with the
  * mark the panel showed (`expect`); a refused tick puts the box back and says why.
  */
@@ -11,6 +12,7 @@ import { Widget } from '@lumino/widgets';
 
 import {
   IComponentStatus,
+  ILintProblem,
   IPhase,
   IPlanResult,
   ITask,
@@ -148,6 +150,9 @@ export class ConductorPanel extends Widget {
     if (status.problems.length) {
       node.appendChild(this.renderProblems(status.problems));
     }
+    if (model.lint?.length || model.lintError) {
+      node.appendChild(this.renderLint(model.lint ?? [], model.lintError));
+    }
     const list = el('ul', 'jp-conductor-components');
     for (const component of status.components) {
       list.appendChild(this.renderComponent(component));
@@ -211,25 +216,55 @@ export class ConductorPanel extends Widget {
   private renderProblems(problems: string[]): HTMLElement {
     const list = el('ul', 'jp-conductor-problems');
     for (const problem of problems) {
-      const item = el('li', 'jp-conductor-problem');
       const match = /^(.+?):(\d+): (.*)$/s.exec(problem);
-      const path = match ? this.relative(match[1]) : null;
-      if (match && path) {
-        const link = el('a', 'jp-conductor-problem-location', `${path}:${match[2]}`);
-        link.title = 'Open at this line';
-        const line = Number(match[2]);
-        link.addEventListener('click', event => {
-          event.stopPropagation();
-          this.actions.openFile(path, line);
-        });
-        item.appendChild(link);
-        item.appendChild(document.createTextNode(` ${match[3]}`));
-      } else {
-        item.textContent = problem;
-      }
+      list.appendChild(
+        match
+          ? this.renderProblem(match[1], Number(match[2]), match[3])
+          : el('li', 'jp-conductor-problem', problem)
+      );
+    }
+    return list;
+  }
+
+  /** `conductor lint`'s findings, shown as the status's problems are. */
+  private renderLint(findings: ILintProblem[], error: string | null): HTMLElement {
+    const list = el('ul', 'jp-conductor-problems jp-conductor-lint');
+    list.appendChild(
+      el(
+        'li',
+        'jp-conductor-lint-head',
+        error ? `Lint could not run: ${this.shorten(error)}` : `Lint: ${findings.length} finding(s)`
+      )
+    );
+    for (const finding of findings) {
+      const message = `${finding.severity}: ${finding.message}`;
+      const item = finding.file
+        ? this.renderProblem(finding.file, finding.line, message)
+        : el('li', 'jp-conductor-problem', message);
+      item.dataset.code = finding.code;
+      item.dataset.severity = finding.severity;
       list.appendChild(item);
     }
     return list;
+  }
+
+  /** One problem: its location (relative to the server root) a link opening the file there. */
+  private renderProblem(file: string, line: number | null, message: string): HTMLElement {
+    const item = el('li', 'jp-conductor-problem');
+    const path = this.relative(file);
+    if (!path) {
+      item.textContent = `${line ? `${file}:${line}` : file}: ${message}`;
+      return item;
+    }
+    const link = el('a', 'jp-conductor-problem-location', line ? `${path}:${line}` : path);
+    link.title = line ? 'Open at this line' : 'Open the file';
+    link.addEventListener('click', event => {
+      event.stopPropagation();
+      this.actions.openFile(path, line ?? undefined);
+    });
+    item.appendChild(link);
+    item.appendChild(document.createTextNode(` ${message}`));
+    return item;
   }
 
   private renderPlan(plan: IPlanResult): HTMLElement {

@@ -8,7 +8,8 @@ dir, and the server extension through a config file in the test's config dir, so
 tests do not depend on how the package is installed.
 
 ``test_panel_ticks_and_follows_the_cli``: open the panel by its tab, a tick is one
-byte of plan.md, a tick from the CLI appears within 5 s, a refused tick reverts.
+byte of plan.md, a tick from the CLI appears within 5 s, a refused tick reverts, a lint
+finding made on disk appears within 5 s as a file:line link that opens the file there.
 ``test_panel_opens_plan_md_and_reloads_it``: a task click opens plan.md at its line;
 the editor reloads a change on disk, and warns instead when it has unsaved edits.
 ``test_panel_gate_and_task_cell``: the Verify dialog records the verdict, the next
@@ -187,7 +188,8 @@ def screenshot(page, tmp_path: Path, name: str) -> None:
 
 
 def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path: Path) -> None:
-    """Open by its tab; a tick is one byte; a CLI tick shows within 5 s; a refused tick reverts."""
+    """Open by its tab; a tick is one byte; a CLI tick shows within 5 s; a refused tick
+    reverts; a lint finding shows within 5 s as a file:line link to the file at that line."""
     from playwright.sync_api import expect
 
     page, lab = browser_page, panel_lab
@@ -245,6 +247,33 @@ def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path:
         assert plan_path.read_bytes() == before, "a refused tick changed plan.md"
         page.unroute("**/conductor/api/status*")
         expect(box(panel, "1.2.1")).to_be_checked(timeout=CLI_DEADLINE * 1000)  # the truth
+
+        # A lint finding made on disk (a task outside any phase) shows within 5 s as
+        # plan.md:LINE, a link that opens plan.md at that line.
+        expect(panel.locator(".jp-conductor-lint")).to_have_count(0)  # the example is clean
+        lines = plan_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        heading = next(i for i, text in enumerate(lines) if text.startswith("## Phase 1"))
+        lines.insert(heading, "- [ ] Task: a stray task before any phase\n")
+        plan_path.write_text("".join(lines), encoding="utf-8")
+        written = time.monotonic()
+        finding = panel.locator('.jp-conductor-lint .jp-conductor-problem[data-code="task-outside-phase"]')
+        location = f"storage-conductor/storages/orders_db/plan.md:{heading + 1}"
+        expect(finding.locator(".jp-conductor-problem-location")).to_have_text(
+            location, timeout=CLI_DEADLINE * 1000)
+        print(f"lint finding shown after {time.monotonic() - written:.2f} s")
+        expect(finding).to_contain_text("a stray task before any phase")
+        finding.locator(".jp-conductor-problem-location").click()
+        expect(page.locator('.lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel',
+                            has_text="plan.md")).to_have_count(1, timeout=30_000)
+        expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(rf"Ln {heading + 1}, Col 1"))
+               ).to_have_count(1, timeout=10_000)
+        # Closed again: an open plan.md editor keeps the poll going (the hidden-panel check).
+        page.locator('#jp-main-dock-panel .lm-TabBar-tab', has_text="plan.md").locator(
+            ".lm-TabBar-tabCloseIcon").click()
+        expect(page.locator(".jp-FileEditor")).to_have_count(0)
+        # Fixed on disk: the finding goes away.
+        plan_path.write_text("".join(lines[:heading] + lines[heading + 1:]), encoding="utf-8")
+        expect(panel.locator(".jp-conductor-lint")).to_have_count(0, timeout=CLI_DEADLINE * 1000)
 
         # The four commands are in the palette.
         page.keyboard.press("Control+Shift+C")

@@ -309,9 +309,10 @@ def simulate(repo: Path, keep: bool = False) -> None:
         raise CheckFailed("binder-check: no notebook in example_notebooks/ to run")
     base = Path(tempfile.mkdtemp(prefix="conductor-binder-"))
     base.chmod(0o755)  # the simulated user owns everything below
-    sim = Simulation(repo, base)
+    sim = None
     failed = True
     try:
+        sim = Simulation(repo, base)
         sim.prepare()
         sim.run(f"venv ({Path(python).name})", [python, "-m", "venv", str(sim.venv)], 120)
         sim.run("pip install (repo2docker's base packages)",
@@ -333,8 +334,9 @@ def simulate(repo: Path, keep: bool = False) -> None:
             raise CheckFailed("\n".join(problems))
         failed = False
     finally:
-        sim.stop_postgres()
-        if keep or failed:
+        if sim is not None:
+            sim.stop_postgres()
+        if keep or (failed and sim is not None and sim.home.exists()):
             print(f"binder-check: the simulated image is in {base} (remove it when done)", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)

@@ -91,6 +91,9 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="act on a task of a locked phase anyway (the override is recorded)")
     p.add_argument("--reason", help="why --force was needed (recorded)")
+    p.add_argument("--expect", metavar="MARK",
+                   help="refuse (nothing written) unless the task's mark is still MARK: "
+                        "'[ ]', '[x]', '[~]', '[-]' or '[!]' (for clients showing a plan)")
     p = add("test", "record a test run for a task (TDD: a task is ticked only after red → green)")
     p.add_argument("name", help="the test's name")
     p.add_argument("--task", metavar="TASK", help="the task it tests (default: the one in progress, else the next)")
@@ -370,6 +373,8 @@ def _run(inv: Invocation, session: Session, body: str | None, url: str | None, e
         if inv.command == "test":
             return _run_test(a, session, body, execute)
         if a.action == "run":
+            if a.expect is not None:
+                raise BadArguments("--expect is for done, undo, start, skip and block, not run")
             if not (body or "").strip():
                 raise BadArguments("task run needs the work: a %%conductor task TASK cell, or --file F")
             storage_id, ref = split_task_target(session, a.target)
@@ -389,7 +394,8 @@ def _run(inv: Invocation, session: Session, body: str | None, url: str | None, e
             return session.plan(a.id)
         case "task":
             storage_id, ref = split_task_target(session, a.target)
-            return session.task(a.action, ref, storage_id, force=a.force, reason=a.reason)
+            return session.task(a.action, ref, storage_id, force=a.force, reason=a.reason,
+                                expect=a.expect)
         case "verify":
             return session.verify(a.id, a.phase, note=a.confirm, by=a.by, force=a.force,
                                   run_checks=a.run_checks, waivers=parse_waivers(a.waive),

@@ -66,6 +66,13 @@ class TaskNotFound(ConductorError):
     """A task reference matches no task, or several."""
 
 
+class TaskChanged(ConductorError):
+    """A task's mark is no longer the one the caller saw: it was changed elsewhere (another
+    kernel, the panel, the editor) since the caller read the plan. Nothing was written."""
+
+    exit_code = 1
+
+
 class GateClosed(ConductorError):
     """An operation is refused because a phase gate is not passed yet."""
 

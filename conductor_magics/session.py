@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .commits import CommitResult, commit_phase, commit_task, verification_note
-from .errors import ComponentNotFound, ConductorError, GateClosed, TaskNotFound
+from .errors import ComponentNotFound, ConductorError, GateClosed, TaskChanged, TaskNotFound
 from .reports import (
     CompleteResult,
     ComponentStatus,
@@ -47,6 +47,7 @@ from .workspace.files import FileEdit, check_writable, undo_edits, write_edits
 from .workspace.intents import interrupted_advise, interrupted_advise_message
 from .workspace.lint import fix_workspace, lint_workspace
 from .workspace.plan import (
+    MARKS,
     Task,
     annotate_phase_bytes,
     parse_plan,
@@ -145,6 +146,15 @@ def default_user(folder: Path) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _expected_state(expect: str) -> str:
+    """``[ ]``/``[x]``/… (or the bare mark) → the state it means; bad input is refused."""
+    mark = expect[1:-1] if len(expect) == 3 and expect[0] + expect[-1] == "[]" else expect
+    if len(mark) != 1 or mark not in MARKS:
+        raise ConductorError(f"expected mark {expect!r} is not a task mark",
+                             hint="one of: [ ], [x], [~], [-], [!]")
+    return MARKS[mark]
 
 
 def _commit_failed(kind: str, exc: Exception) -> CommitResult:
@@ -352,16 +362,28 @@ class Session:
         return any(c.id == name for c in self.workspace.components())
 
     def task(self, action: str, ref: str, storage_id: str | None = None, *,
-             force: bool = False, reason: str | None = None) -> TaskResult:
-        """Tick, untick, start, skip or block a task (by number like 2.3 or by text)."""
+             force: bool = False, reason: str | None = None,
+             expect: str | None = None) -> TaskResult:
+        """Tick, untick, start, skip or block a task (by number like 2.3 or by text).
+
+        ``expect`` is the mark the caller last saw (``[ ]``, ``[x]``, ``[~]``, ``[-]``,
+        ``[!]``): when the task's mark is another one by the time the lock is held, nothing
+        is written and :class:`TaskChanged` says what it is now (a panel or widget showing
+        a stale plan never overwrites a tick made elsewhere).
+        """
         if action not in ACTIONS:
             raise ConductorError(f"unknown task action '{action}'", hint="one of: " + ", ".join(ACTIONS))
+        expected = _expected_state(expect) if expect is not None else None
         component = self.active(storage_id)
         component.require_metadata()
         target = ACTIONS[action]
         with self.workspace.lock():
             plan = component.read_plan()
             task = plan.find(ref)
+            if expected is not None and task.state != expected:
+                raise TaskChanged(f"task {task.number} is [{task.mark}] now, not {expect}: "
+                                  "it was changed elsewhere", path=component.plan_path,
+                                  line=task.line, hint="reload the plan and try again")
             states = self.phase_states(component, plan)
             state = states[task.phase_index] if task.phase_index is not None else None
             forced = False

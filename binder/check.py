@@ -44,7 +44,9 @@ MIN_PYTHON = (3, 11)
 BASE_PACKAGES = ("jupyterlab==4.*", "notebook==7.*", "jupyter_server==2.*", "ipywidgets==8.*",
                  "ipykernel", "nbclient")
 LAB_EXTENSION = "conductor-magics"
-SERVER_EXTENSION = "conductor_magics.server"
+# jupyter-config/jupyter_server_config.d/conductor_magics.json enables the package itself
+# (its _jupyter_server_extension_points name conductor_magics.server).
+SERVER_EXTENSION = "conductor_magics"
 PG_NOTEBOOK = "postgres_tuning"
 # Passed through to the simulated user: how this machine reaches the package registries.
 PASS_ENV = re.compile(r"^(PIP_\w+|(?i:https?_proxy|no_proxy)|npm_config_\w+|NPM_CONFIG_\w+|"

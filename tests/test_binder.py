@@ -128,8 +128,8 @@ def test_extension_lists_are_read_with_and_without_colours():
     green = "\x1b[32m{}\x1b[0m"
     lab = (f"JupyterLab v4.6.6\n/x/share/jupyter/labextensions\n"
            f"        conductor-magics v0.1.0 {green.format('enabled')} {green.format('OK')} (python, conductor_magics)\n")
-    server = (f"Config dir: /x/etc/jupyter\n    conductor_magics.server {green.format('enabled')}\n"
-              f"    - Validating conductor_magics.server...\n      conductor_magics.server 0.1.0 {green.format('OK')}\n")
+    server = (f"Config dir: /x/etc/jupyter\n    conductor_magics {green.format('enabled')}\n"
+              f"    - Validating conductor_magics...\n      conductor_magics 0.1.0 {green.format('OK')}\n")
     assert check.extension_problems(lab, server) == []
     disabled = server.replace("enabled", "disabled")
     missing = lab.replace("conductor-magics", "other-extension")

@@ -46,6 +46,17 @@ if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
 fi
 
+# Node.js builds the JupyterLab extension (labextension/) into the wheel; only at build
+# time: an installed wheel never needs it. rspack (through @jupyter/builder) wants >= 20.19.
+if ! command -v node >/dev/null 2>&1; then
+    echo "bootstrap: installing Node.js (apt)"
+    apt_install nodejs
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "bootstrap: Node.js >= 20.19 is needed to build the lab extension (found $(node --version)); install a newer nodejs package" >&2
+    exit 2
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$PY" -m venv .venv
@@ -55,6 +66,23 @@ stamp=.venv/.conductor-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing conductor-magics and test dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
+    # builds the lab extension (hatch-jupyter-builder) and enables both extensions in .venv
     .venv/bin/python -m pip install -q -e '.[test]'
     touch "$stamp"
+fi
+
+# Rebuild the lab extension when its sources changed since the last build.
+bundle=conductor_magics/labextension/package.json
+if [ ! -f "$bundle" ] || [ -n "$(find labextension/package.json labextension/src labextension/schema \
+        labextension/style -newer "$bundle" -print -quit 2>/dev/null)" ]; then
+    echo "bootstrap: building the lab extension (jlpm build:prod)"
+    (cd labextension && export PATH="$PWD/../.venv/bin:$PATH" && jlpm install >/dev/null && jlpm build:prod >/dev/null)
+fi
+# .venv's JupyterLab loads the bundle from the checkout (a link, as `jupyter labextension
+# develop` makes; the editable install copied it), so a rebuild is what it serves.
+installed=.venv/share/jupyter/labextensions/conductor-magics
+if [ ! -L "$installed" ]; then
+    rm -rf "$installed"
+    mkdir -p "$(dirname "$installed")"
+    ln -s "$PWD/conductor_magics/labextension" "$installed"
 fi

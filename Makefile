@@ -2,7 +2,7 @@
 # Each installs what it needs first (.ci/bootstrap.sh: .venv, pip and apt packages).
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test binder-check bench lint clean
 
 setup:
 	@bash .ci/bootstrap.sh
@@ -12,6 +12,13 @@ demo: setup
 
 test: setup
 	@bash .ci/test.sh
+	@$(PY) binder/check.py
+
+# The Binder demo built and launched the way repo2docker would, without Docker: binder/
+# linted, a fresh venv, postBuild and start as a non-root user, every example notebook
+# run, the Jupyter extensions listed (about 5 minutes; binder/check.py says how).
+binder-check: setup
+	@$(PY) binder/check.py
 
 # Every benchmark; each writes benchmarks/results/<name>.json (about 15 minutes in all).
 bench: setup

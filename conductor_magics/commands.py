@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ConductorError
 from .fsio import decode_utf8, read_utf8
+from .results import Result
 from .session import ACTIONS, Session
 from .workspace.context import DOC_NAMES
 
@@ -327,8 +328,9 @@ def run_python_file(body: str, filename: str) -> bool:
 def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
         engine: Any = None, namespace: dict | None = None,
         execute: Callable[[str], bool] | None = None, progress: Any = None,
-        timeout: float | None = None) -> Any:
-    """Carry out one parsed command; returns the session's (or live database's) result.
+        timeout: float | None = None) -> Result:
+    """Carry out one parsed command; returns the session's (or live database's) result,
+    which satisfies :class:`~conductor_magics.results.Result` (the edges use nothing else).
 
     ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
     when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells;
@@ -484,11 +486,6 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
         case "restore":
             return db.restore(a.backup, target=a.target, confirm=a.confirm, to=a.to)
     raise BadArguments(f"unknown command '{command}'")
-
-
-def exit_code(result: Any) -> int:
-    """0 when the result is good, 1 when it reports failed checks."""
-    return int(getattr(result, "exit_code", 0))
 
 
 _TAKES_ID = {"implement", "next", "context", "plan", "verify", "complete", "integrity"}

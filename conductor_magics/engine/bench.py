@@ -257,47 +257,6 @@ class BenchResult:
         frame["size bytes"] = frame["size bytes"].astype("Int64")  # whole bytes, or <NA>
         return frame
 
-    def styled(self):
-        """``frame()`` as a pandas Styler for notebooks: units, a readable size, verdicts
-        coloured (green faster, red slower), the one-line summary as the caption."""
-        frame = self.frame()
-        colours = {"faster": "color: #1a7f37; font-weight: bold",
-                   "slower": "color: #cf222e; font-weight: bold"}
-        formats = {column: "{:.3f}" for column in ("min ms", "median ms", "IQR ms", "p95 ms")}
-        formats.update({"speed-up": "{:.2f}×", "CI low": "{:.2f}", "CI high": "{:.2f}",
-                        "build ms": "{:.1f}", "insert slowdown": "{:.2f}×",
-                        "size bytes": _human_size})
-        return (frame.style.format(formats, na_rep="–")
-                .map(lambda v: colours.get(v, ""), subset=["verdict"])
-                .hide(axis="index")
-                .set_caption(self.summary))
-
-    def plot(self):
-        """Per-arm distribution of the samples (ms): box plot with the samples as
-        jittered points; log scale when the arms differ by more than 20×. Built on a
-        ``matplotlib.figure.Figure`` directly (no pyplot state)."""
-        from matplotlib.figure import Figure
-
-        data = [[s * 1e3 for s in arm.samples] for arm in self.arms]
-        labels = [arm.label for arm in self.arms]
-        figure = Figure(figsize=(7.5, 1.2 + 0.7 * len(self.arms)), layout="constrained")
-        axes = figure.add_subplot()
-        axes.boxplot(data, orientation="horizontal", tick_labels=labels, showfliers=False,
-                     widths=0.5)
-        jitter = random.Random(0)
-        for position, values in enumerate(data, start=1):
-            axes.scatter(values, [position + jitter.uniform(-0.15, 0.15) for _ in values],
-                         s=10, alpha=0.5, zorder=3)
-        medians = [sorted(v)[len(v) // 2] for v in data if v]
-        if medians and min(medians) > 0 and max(medians) / min(medians) > 20:
-            axes.set_xscale("log")
-        axes.invert_yaxis()  # the baseline on top
-        axes.set_xlabel("CPU time per execution (ms)" if self.clock == "cpu"
-                        else "time per execution (ms)")
-        axes.set_title(self.summary if len(self.summary) < 110 else self.name, fontsize=9)
-        axes.grid(axis="x", alpha=0.3)
-        return figure
-
     def to_json(self) -> dict[str, Any]:
         """Everything measured, JSON-serialisable: settings, per-arm plans, raw samples,
         statistics and intervals. The gate reads, per index arm, ``uses_index``,
@@ -338,15 +297,6 @@ FRAME_COLUMNS = ["arm", "index used", "full scan", "n", "min ms", "median ms", "
                  "size bytes", "insert slowdown"]
 
 
-def _human_size(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover - loop always returns
 
 
 # --------------------------------------------------------------------------- input

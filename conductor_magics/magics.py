@@ -16,7 +16,7 @@ from traitlets import Bool, Float, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .commands import SUBCOMMANDS, BadArguments, ParserExit, build_parser, complete, parse, run
-from .errors import ConductorError
+from .errors import ConductorError, notebook_words
 from .notebook_html import NotebookView, notebook_view, widget_header
 from .results import Result
 from .session import ACTIONS, Session
@@ -93,7 +93,7 @@ class ConductorMagics(Magics):
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(notebook_words(str(exc))) from None
         view = notebook_view(result)
         if view.stop:
             raise UsageError(view.stop)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from .errors import notebook_words
 from .reports import (
     ContextResult,
     ImplementResult,
@@ -215,11 +216,21 @@ def figure_bundle(figure: Any) -> Bundle:
 def widget_header(result: Result) -> list[Bundle]:
     """What is shown above a result's interactive widget (checklist, chooser, gate):
     for ``implement``, what was loaded; otherwise nothing (the widget says it all)."""
-    return [html_bundle(result)] if isinstance(result, ImplementResult) else []
+    if not isinstance(result, ImplementResult):
+        return []
+    return [{mime: notebook_words(data) for mime, data in html_bundle(result).items()}]
 
 
 def notebook_view(result: Result) -> NotebookView:
-    """The notebook's view of any result, decided by its type (the only place that does)."""
+    """The notebook's view of any result, decided by its type (the only place that does);
+    suggested commands in the notebook's words (``%conductor …``)."""
+    view = _view(result)
+    view.bundles = [{mime: data if mime.startswith("image/") else notebook_words(data)
+                     for mime, data in bundle.items()} for bundle in view.bundles]
+    return view
+
+
+def _view(result: Result) -> NotebookView:
     if isinstance(result, ContextResult):
         bundles = [markdown_bundle(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
                    for name, text in result.docs.items()]

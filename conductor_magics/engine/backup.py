@@ -98,7 +98,7 @@ import pandas as pd
 from sqlalchemy import URL, Connection, Engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, command, option
 from ..fsio import (
     atomic_write_bytes,
     is_tool_temp,
@@ -1547,7 +1547,7 @@ class Backups:
         except OSError as exc:
             raise ConductorError(f"cannot write in the backups folder {self.folder}: "
                                  f"{exc.strerror or exc}",
-                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                 hint=f"choose a folder you can write with {option('to', 'DIR')}; nothing was "
                                       "changed") from None
         url = self.engine.url
         try:
@@ -1588,13 +1588,13 @@ class Backups:
         """Create the backups folder (and its parents) if missing; one-line errors."""
         if os.path.lexists(self.folder) and not self.folder.is_dir():
             raise ConductorError(f"the backups folder {self.folder} exists and is not a folder",
-                                 hint="give a folder with --to DIR (it is created when missing); "
+                                 hint=f"give a folder with {option('to', 'DIR')} (it is created when missing); "
                                       "nothing was changed")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConductorError(f"cannot create the backups folder {self.folder}: {exc.strerror or exc}",
-                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                 hint=f"choose a folder you can write with {option('to', 'DIR')}; nothing was "
                                       "changed") from None
 
     def _check_label(self, label: str | None) -> None:
@@ -1651,7 +1651,7 @@ class Backups:
         newest = self.latest()
         if newest is None:
             raise ConductorError(f"no backups in {self.folder}",
-                                 hint="take one first with `conductor backup`")
+                                 hint=f"take one first with {command('backup')}")
         return newest
 
     def _strategy_matching(self, manifest: Manifest) -> _Strategy:
@@ -1767,7 +1767,7 @@ class Backups:
             what = ("restoring over the live database replaces it" if live
                     else f"the target {mask(target.url)} already has tables ({shown})")
             raise ConductorError(f"{what}: refused without confirmation; nothing was changed",
-                                 hint="pass --confirm (confirm=True) to replace it"
+                                 hint=f"pass {option('confirm')} (confirm=True) to replace it"
                                       + ("; a safety backup of the current state is taken first" if live else ""))
         progress_on = _Progress(progress, progress is not None
                                 and manifest.size_bytes >= self.progress_min_bytes)

@@ -68,7 +68,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, selec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from .connection import first_line, mask, scrub
 from .sample import RowGenerator, parent_values
 from .sqlrun import json_value
@@ -324,7 +324,7 @@ def parse_index_ddl(ddl: str, dialect: str) -> CandidateIndex:
     statements, an unnamed index or CONCURRENTLY raise ConductorError."""
     statement = (ddl or "").strip().rstrip(";").strip()
     if not statement:
-        raise ConductorError("an empty --index", hint="give CREATE INDEX name ON table (columns)")
+        raise ConductorError(f"an empty {option('index')}", hint="give CREATE INDEX name ON table (columns)")
     try:
         trees = [t for t in sqlglot.parse(statement, read=_SQLGLOT_DIALECT.get(dialect)) if t]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -335,8 +335,9 @@ def parse_index_ddl(ddl: str, dialect: str) -> CandidateIndex:
         raise ConductorError(f"cannot read the index DDL '{first_line(statement)}': {detail}",
                              hint="give CREATE [UNIQUE] INDEX name ON table (columns)") from None
     if len(trees) != 1:
-        raise ConductorError(f"--index takes one CREATE INDEX statement, got {len(trees)}: "
-                             f"'{first_line(statement)}'", hint="repeat --index for each index")
+        raise ConductorError(f"{option('index')} takes one CREATE INDEX statement, got "
+                             f"{len(trees)}: '{first_line(statement)}'",
+                             hint=f"repeat {option('index')} for each index")
     tree = trees[0]
     index = tree.this if isinstance(tree, exp.Create) else None
     if not isinstance(tree, exp.Create) or str(tree.args.get("kind")).upper() != "INDEX" \
@@ -930,10 +931,11 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
             "index switching are implemented for SQLite and PostgreSQL",
             hint="benchmark against a SQLite or PostgreSQL copy of the schema and data")
     if repeat < 2:
-        raise ConductorError(f"--repeat {repeat} is too small: an interval needs at least 2 samples "
-                             "per arm", hint="use --repeat 10 or more (default 30)")
+        raise ConductorError(f"{option('repeat', str(repeat))} is too small: an interval needs at "
+                             "least 2 samples per arm",
+                             hint=f"use {option('repeat', '10')} or more (default 30)")
     if warmup < 0 or insert_rows < 0 or min_sample_seconds < 0:
-        raise ConductorError("--warmup, insert rows and the sample time cannot be negative")
+        raise ConductorError(f"{option('warmup')}, insert rows and the sample time cannot be negative")
     statement = (sql or "").strip().rstrip(";").strip()
     if not statement:
         raise ConductorError("no query to benchmark", hint="put the query in the cell, or name a "

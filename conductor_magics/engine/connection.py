@@ -20,6 +20,7 @@ from ..errors import (
     DatabaseError,
     DatabaseUnavailable,
     UnsupportedByDialect,
+    option,
 )
 
 URL_ENV = "CONDUCTOR_DATABASE_URL"
@@ -271,7 +272,7 @@ def resolve_url(url: str | None, embedded: Path | None) -> tuple[str, str]:
         return env, "environment"
     if embedded is None:
         raise DatabaseError("no database URL and no component for the embedded default",
-                            hint=f"pass --url URL, set {URL_ENV}, or name a component")
+                            hint=f"pass {option('url', 'URL')}, set {URL_ENV}, or name a component")
     return f"sqlite:///{embedded}", "embedded"
 
 

@@ -71,7 +71,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import quoted_name
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
+from ..errors import command as suggest  # alembic's `command` is imported above
 from ..fsio import atomic_write_bytes
 from .connection import (
     SQLITE_BEGIN_IMMEDIATE,
@@ -92,7 +93,7 @@ FILE_TEMPLATE = ("%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(sec
                  "_%%(rev)s_%%(slug)s")
 HASH_TABLE_NAME = "conductor_revision_hashes"
 assert HASH_TABLE_NAME in TOOL_TABLES  # fingerprints and comparisons leave it out
-NEW_HINT = "create the first revision with `conductor migrate new -m MESSAGE`"
+NEW_HINT = f"create the first revision with {suggest('migrate new', option('m', 'MESSAGE'))}"
 #: how long ``up``/``down`` waits for another migration or writer before giving up unchanged
 LOCK_TIMEOUT_SECONDS = 30
 #: PostgreSQL advisory lock key held by ``up``/``down``: one migration at a time per database
@@ -115,7 +116,7 @@ ENV_PY = '''\
 """Alembic environment for this component's migrations (written by conductor-magics).
 
 The connection and the target schema are handed over at run time through
-``config.attributes`` by ``conductor migrate ...`` / ``%conductor migrate ...``, so
+``config.attributes`` by conductor-magics' migrate step (CLI or notebook), so
 no database URL (and no password) is ever written to a file.
 """
 
@@ -164,7 +165,7 @@ if context.is_offline_mode():
 else:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run these migrations with `conductor migrate up`: "
+        raise RuntimeError("run these migrations with __MIGRATE_UP__: "
                            "it passes the database connection to Alembic")
     context.configure(connection=connection, **options(connection.dialect.name))
     with context.begin_transaction():
@@ -338,8 +339,8 @@ def destructive_downgrade(target: str, losses: list[str]) -> DestructiveDowngrad
     """The refusal of an unconfirmed downgrade to ``target`` that would delete ``losses``."""
     return DestructiveDowngrade(
         f"migrate down {target} would delete data: {'; '.join(losses)}",
-        hint="nothing changed: pass --confirm to run it (a pre-migration backup is taken "
-             "first unless workflow.md says never)")
+        hint=f"nothing changed: pass {option('confirm')} to run it (a pre-migration backup is "
+             "taken first unless workflow.md says never)")
 
 
 # --------------------------------------------------------------------------- the API
@@ -362,7 +363,8 @@ class Migrations:
         if not versions.is_dir():
             versions.mkdir(parents=True, exist_ok=True)
             created = True
-        env_py = ENV_PY.replace("__TOOL_TABLES__", repr(sorted(TOOL_TABLES)))
+        env_py = (ENV_PY.replace("__TOOL_TABLES__", repr(sorted(TOOL_TABLES)))
+                  .replace("__MIGRATE_UP__", suggest("migrate up")))
         for name, content in (("env.py", env_py), ("script.py.mako", SCRIPT_MAKO)):
             path = self.folder / name
             if not path.exists():
@@ -437,7 +439,7 @@ class Migrations:
             raise ConductorError(
                 f"the database is at revision {', '.join(heads)}, which is not in "
                 f"{self.folder / 'versions'} ({exc})",
-                hint="restore the missing revision file, or point --url at the right database") from None
+                hint=f"restore the missing revision file, or point {option('url')} at the right database") from None
 
     def history(self) -> pd.DataFrame:
         """One row per revision, oldest first: revision, down_revision, message, file,
@@ -512,9 +514,9 @@ class Migrations:
         except CommandError as exc:
             if not upgrade and not heads:
                 raise ConductorError("nothing to downgrade: no revision is applied to the database",
-                                     hint="see `conductor migrate history`") from None
+                                     hint=f"see {suggest('migrate history')}") from None
             raise ConductorError(f"cannot {'upgrade' if upgrade else 'downgrade'} to {target!r}: "
-                                 f"{exc}", hint="see `conductor migrate history` for revisions") from None
+                                 f"{exc}", hint=f"see {suggest('migrate history')} for revisions") from None
         return [step.revision for step in steps]
 
     def _run_steps(self, conn: Connection, script: ScriptDirectory, target: str, upgrade: bool,
@@ -562,7 +564,7 @@ class Migrations:
             raise UnsupportedByDialect(
                 f"migrate {verb} is not supported on {self.engine.dialect.name}: its DDL is "
                 "not transactional, so a failed revision could leave the database half-migrated",
-                hint="take a backup and run the SQL from `conductor migrate sql` yourself")
+                hint=f"take a backup and run the SQL from {suggest('migrate sql')} yourself")
         done: list[str] = []
         with self._migration_connection(self.engine, lock=True) as conn:
             self._hold(conn, verb)
@@ -649,8 +651,8 @@ class Migrations:
             raise ConductorError("a revision needs a message", hint="e.g. -m 'add orders.note'")
         if not empty and not (declared_sql and declared_sql.strip()):
             raise ConductorError("no declared schema to generate a revision from",
-                                 hint="declare it with `conductor schema declare` (or "
-                                      "%%conductor schema), or pass --empty for a hand-written one")
+                                 hint=f"declare it with {suggest('schema declare', cell=True)}, or pass "
+                                      f"{option('empty')} for a hand-written one")
         self.init()
         script = self._script()
         heads = self._heads(script)
@@ -669,8 +671,8 @@ class Migrations:
             operations, created = self._autogenerate(conn, target, message.strip(), write=True)
             if not operations:
                 raise ConductorError("the database at head already matches the declared schema",
-                                     hint="change the declared schema first, or pass --empty for "
-                                          "a data migration")
+                                     hint=f"change the declared schema first, or pass {option('empty')} "
+                                          "for a data migration")
             # try the new revision on the scratch database and see what is still missing
             try:
                 with conn.begin():
@@ -731,7 +733,7 @@ class Migrations:
             if "copy_from" in str(exc) and self.engine.dialect.name == "sqlite":
                 return self._recorded_sql(script, start, end, downgrade)
             raise ConductorError(f"cannot render SQL for {revision_range!r}: {exc}",
-                                 hint="see `conductor migrate history` for revisions") from None
+                                 hint=f"see {suggest('migrate history')} for revisions") from None
         return buffer.getvalue()
 
     def _goes_down(self, script: ScriptDirectory, start: str, end: str) -> bool:
@@ -746,7 +748,7 @@ class Migrations:
                 {s.revision for s in script.get_revisions(end)}
         except CommandError as exc:
             raise ConductorError(f"unknown revision in {start}:{end}: {exc}",
-                                 hint="see `conductor migrate history` for revisions") from None
+                                 hint=f"see {suggest('migrate history')} for revisions") from None
 
     def _recorded_sql(self, script: ScriptDirectory, start: str, end: str, downgrade: bool) -> str:
         statements: list[str] = []
@@ -823,8 +825,8 @@ class Migrations:
                         diff, _ = self._autogenerate(conn, target, "check", write=False)
                     report.results.append(CheckRow(
                         "head matches declared schema", "fail" if diff else "pass",
-                        ("differs: " + "; ".join(diff) + " (create a revision with `conductor "
-                         "migrate new`)") if diff else "no autogenerate difference",
+                        ("differs: " + "; ".join(diff) + f" (create a revision with "
+                         f"{suggest('migrate new')})") if diff else "no autogenerate difference",
                         _since(started)))
                 except Exception as exc:
                     report.results.append(CheckRow("head matches declared schema", "fail",
@@ -844,7 +846,7 @@ class Migrations:
         report.results.append(CheckRow(
             "live database at head", "pass" if ok else "fail",
             f"at {live}" if ok else f"live database at {live or 'base (nothing applied)'}, "
-                                    f"head is {', '.join(heads)}: run `conductor migrate up`",
+                                    f"head is {', '.join(heads)}: run {suggest('migrate up')}",
             _since(started)))
         report.results.append(self._hash_check(script))
         return report
@@ -865,7 +867,7 @@ class Migrations:
         if extra:
             return CheckRow(name, "fail", f"{', '.join(extra)} in the live database, created by no "
                             "revision: drop it, or declare it in schema.sql and create a revision "
-                            "(`conductor migrate new`)", _since(started))
+                            f"({suggest('migrate new')})", _since(started))
         return CheckRow(name, "pass", "no index outside the revisions", _since(started))
 
     def _reason(self, exc: Exception) -> str:
@@ -975,10 +977,10 @@ class Migrations:
                 pending = [script.get_revision(revision)]
             except CommandError as exc:
                 raise ConductorError(f"unknown revision {revision!r}: {exc}",
-                                     hint="see `conductor migrate history`") from None
+                                     hint=f"see {suggest('migrate history')}") from None
             if pending[0] is None:
                 raise ConductorError(f"unknown revision {revision!r}",
-                                     hint="see `conductor migrate history`")
+                                     hint=f"see {suggest('migrate history')}")
             down = pending[0].down_revision
             start = (down,) if isinstance(down, str) else tuple(down or ())
         report = LintReport(revisions=[s.revision for s in pending])

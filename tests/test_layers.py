@@ -287,3 +287,18 @@ def test_the_edge_words_check_itself_finds_them():
     for text in ("pg_dump --format=custom", "--file=", "--no-password", "conductor-magics",
                  "written by conductor ", "migrate new"):
         assert not words.search(text), text
+
+
+def test_one_sqlite_online_copy_and_one_migration_head_reader():
+    # backups, restores and the advisor copy pages through engine/sqlitecopy.py; backups,
+    # the gate and migrations read alembic_version through engine/migrations.py
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics"
+    for path in sorted(folder.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        where = path.relative_to(folder)
+        if path.name != "sqlitecopy.py":
+            assert not re.search(r"\b(source|raw|conn\w*)\.backup\(", source), \
+                f"{where} copies a SQLite database itself"
+        if where != Path("engine/migrations.py"):
+            assert "FROM alembic_version" not in source and "get_current_heads" not in source, \
+                f"{where} reads the migration head itself"

@@ -281,7 +281,7 @@ def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
 
 
 def _newer_than_last_migration(backups, engine: Engine) -> CheckResult:
-    from .backup import last_migration_at, migration_head
+    from .migrations import last_migration_at, migration_head
 
     started = time.perf_counter()
     migrated = last_migration_at(engine)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ..errors import (
@@ -420,6 +420,16 @@ def connection_of(bind: Engine | Connection) -> Iterator[Connection]:
             yield conn
     else:
         yield bind
+
+
+def table_exists(conn: Connection, name: str) -> bool:
+    """Whether the default schema has table ``name`` (DuckDB asked directly: its
+    inspector sees every schema)."""
+    if conn.dialect.name == "duckdb":
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = :name"), {"name": name}).scalar())
+    return inspect(conn).has_table(name)
 
 
 # --------------------------------------------------------------------------- driver errors

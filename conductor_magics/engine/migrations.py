@@ -52,7 +52,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.operations import ops as alembic_ops
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import (
@@ -76,12 +75,14 @@ from ..errors import command as suggest  # alembic's `command` is imported above
 from ..fsio import atomic_write_bytes
 from .connection import (
     SQLITE_BEGIN_IMMEDIATE,
+    connection_of,
     driver_reason,
     first_line,
     has_transactional_ddl,
     is_driver_error,
     require_reflection,
     scrub,
+    table_exists,
 )
 from .fingerprint import TOOL_TABLES, TableFingerprint, fingerprint_table, user_tables
 from .sample import seed
@@ -109,6 +110,42 @@ REVISION_HASHES = Table(
 )
 
 Status = Literal["pass", "fail", "skip"]
+
+# --------------------------------------------------------------------------- migration state
+
+
+def live_heads(bind: Engine | Connection) -> tuple[str, ...]:
+    """The revisions recorded in the database's ``alembic_version`` (sorted; empty when the
+    table is absent or empty): the one reader of a database's migration state."""
+    with connection_of(bind) as conn:
+        if not table_exists(conn, "alembic_version"):
+            return ()
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return tuple(sorted(str(v) for v in rows))
+
+
+def migration_head(bind: Engine | Connection) -> str | None:
+    """The Alembic revision(s) of the database (comma-joined if several heads), or None
+    when none is applied (what backup manifests record and the gate compares)."""
+    return ",".join(live_heads(bind)) or None
+
+
+def last_migration_at(bind: Engine | Connection) -> datetime | None:
+    """When the newest recorded migration was applied: max ``applied_at`` of
+    ``conductor_revision_hashes`` (written by ``migrations.up``); None when absent or empty."""
+    with connection_of(bind) as conn:
+        if not table_exists(conn, HASH_TABLE_NAME):
+            return None
+        values = conn.execute(text(f"SELECT applied_at FROM {HASH_TABLE_NAME}")).scalars().all()
+    stamps = []
+    for value in values:
+        try:
+            stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        except ValueError:
+            continue
+        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return max(stamps, default=None)
+
 
 # --------------------------------------------------------------------------- files written by init()
 
@@ -412,8 +449,7 @@ class Migrations:
 
     def _live_heads(self) -> tuple[str, ...]:
         try:
-            with self.engine.connect() as conn:
-                return tuple(MigrationContext.configure(conn).get_current_heads())
+            return live_heads(self.engine)
         except DBAPIError as exc:
             raise DatabaseError(f"cannot read the database's revision: "
                                 f"{first_line(self._url_scrub(str(exc.orig or exc)))}") from None
@@ -571,7 +607,7 @@ class Migrations:
             try:
                 # read only now that the database is held: a run that waited for another
                 # one sees what that one applied
-                heads = tuple(MigrationContext.configure(conn).get_current_heads())
+                heads = live_heads(conn)
                 self._applied(script, heads)
                 before = ",".join(sorted(heads)) or None
                 plan = self._plan(script, target, heads, upgrade)
@@ -587,7 +623,7 @@ class Migrations:
                 with _one_transaction(conn, denied):
                     self._run_steps(conn, script, target, upgrade, done, record_hashes=True)
                 losses = [] if counts is None else _losses(counts, _measure(conn))
-                after = ",".join(sorted(MigrationContext.configure(conn).get_current_heads()))
+                after = ",".join(live_heads(conn))
                 if losses and not confirm:
                     raise destructive_downgrade(target, losses)
                 if dry_run:

@@ -10,12 +10,13 @@ import contextlib
 import json
 import sys
 
-from .commands import BadArguments, ParserExit, exit_code, parse, run
+from .commands import BadArguments, ParserExit, parse, run
 from .errors import ConductorError
+from .results import Result, exit_code
 from .session import Session
 
 
-def _to_json(result) -> str:
+def _to_json(result: Result) -> str:
     return json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ConductorError
 from .fsio import decode_utf8, read_utf8
+from .results import Result
 from .session import ACTIONS, Session
 from .workspace.context import DOC_NAMES
 
@@ -55,9 +56,18 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _add_id(parser: argparse.ArgumentParser) -> None:
+    """``--id ID``: how every command that takes a component names it (some also keep a
+    positional id; :func:`component_id` resolves both)."""
+    parser.add_argument("--id", dest="component", metavar="ID",
+                        help="component id (default: the active one, else the only one)")
+
+
 def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     """The parser for every subcommand (used for the CLI and for ``%conductor?``)."""
     common = _common()
+    identified = ConductorArgumentParser(add_help=False)
+    _add_id(identified)
     parser = ConductorArgumentParser(
         prog=prog, parents=[common],
         description="Carry out a storage-conductor component plan: status, implement, tasks, "
@@ -66,10 +76,11 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ConductorArgumentParser)
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, parents=[common])
+    def add(name: str, help_: str, component: bool = True) -> argparse.ArgumentParser:
+        parents = [common, identified] if component else [common]
+        return sub.add_parser(name, help=help_, description=help_, parents=parents)
 
-    add("status", "every component with its progress, current phase and next task")
+    add("status", "every component with its progress, current phase and next task", component=False)
     p = add("implement", "select a component (In Progress before Planning, most recently updated), "
                          "set it In Progress and load its context")
     p.add_argument("id", nargs="?", help="component id (default: the active component)")
@@ -97,7 +108,6 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p = add("test", "record a test run for a task (TDD: a task is ticked only after red → green)")
     p.add_argument("name", help="the test's name")
     p.add_argument("--task", metavar="TASK", help="the task it tests (default: the one in progress, else the next)")
-    p.add_argument("--id", help="component id")
     outcome = p.add_mutually_exclusive_group()
     outcome.add_argument("--passed", action="store_true", help="record a passing run (run elsewhere)")
     outcome.add_argument("--failed", action="store_true", help="record a failing run (run elsewhere)")
@@ -115,7 +125,7 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--url", help="database URL for --run-checks")
     p = add("complete", "mark the component Completed (every phase must be verified)")
     p.add_argument("id", nargs="?", help="component id")
-    p = add("lint", "check every workspace file; exit 1 when something is found")
+    p = add("lint", "check every workspace file; exit 1 when something is found", component=False)
     p.add_argument("--fix", action="store_true",
                    help="apply safe fixes (tracks.md status follows metadata.json, metadata id "
                         "follows the folder, stale temp files removed)")
@@ -124,7 +134,7 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     database = ConductorArgumentParser(add_help=False)
     database.add_argument("--url", help="SQLAlchemy URL (default: the connected one, "
                                          "$CONDUCTOR_DATABASE_URL, else storages/<id>/dev.sqlite)")
-    database.add_argument("--id", dest="component", metavar="ID", help="component id (default: the active one)")
+    _add_id(database)
     body = ConductorArgumentParser(add_help=False)
     body.add_argument("--file", metavar="F", help="read the cell body from F ('-' for stdin)")
     timed = ConductorArgumentParser(add_help=False)
@@ -280,11 +290,25 @@ def parse(argv: list[str], prog: str = "conductor") -> Invocation:
     return Invocation(ns.command, ns, getattr(ns, "root", None), bool(getattr(ns, "json", False)))
 
 
-def split_task_target(session: Session, words: list[str]) -> tuple[str | None, str]:
-    """``[ID] TASK…`` → (id, task): the first word is an id only if a component has it."""
+def component_id(a: argparse.Namespace, positional: str | None = None) -> str | None:
+    """The component a command names, by the one rule: ``--id ID`` or the positional id
+    where the command has one (the same id when both are given). None lets the session
+    choose: the active component, else the only one (:meth:`Session.active`)."""
+    given = getattr(a, "component", None)
+    if given and positional and given != positional:
+        raise BadArguments(f"two component ids: '{positional}' and --id {given}",
+                           "give the component once")
+    return given or positional
+
+
+def split_task_target(session: Session, words: list[str],
+                      a: argparse.Namespace | None = None) -> tuple[str | None, str]:
+    """``[ID] TASK…`` → (id, task): the first word is an id only if a component has it;
+    ``--id`` (in ``a``) names it too."""
+    storage_id = None
     if len(words) >= 2 and any(c.id == words[0] for c in session.workspace.components()):
-        return words[0], " ".join(words[1:])
-    return None, " ".join(words)
+        storage_id, words = words[0], words[1:]
+    return component_id(a, storage_id) if a is not None else storage_id, " ".join(words)
 
 
 def parse_waivers(items: list[str]) -> dict[str, str]:
@@ -330,8 +354,9 @@ def run_python_file(body: str, filename: str) -> bool:
 def run(inv: Invocation, session: Session, *, body: str | None = None, url: str | None = None,
         engine: Any = None, namespace: dict | None = None,
         execute: Callable[[str], bool] | None = None, progress: Any = None,
-        timeout: float | None = None) -> Any:
-    """Carry out one parsed command; returns the session's (or live database's) result.
+        timeout: float | None = None) -> Result:
+    """Carry out one parsed command; returns the session's (or live database's) result,
+    which satisfies :class:`~conductor_magics.results.Result` (the edges use nothing else).
 
     ``body`` is the cell; ``url``/``engine`` are the notebook's current connection, used
     when the command gives no ``--url``; ``namespace`` is the kernel's, for Python txn cells;
@@ -377,7 +402,7 @@ def _run(inv: Invocation, session: Session, body: str | None, url: str | None, e
                 raise BadArguments("--expect is for done, undo, start, skip and block, not run")
             if not (body or "").strip():
                 raise BadArguments("task run needs the work: a %%conductor task TASK cell, or --file F")
-            storage_id, ref = split_task_target(session, a.target)
+            storage_id, ref = split_task_target(session, a.target, a)
             return session.run_task(ref, lambda: execute(body), storage_id, force=a.force)
     if body is not None and body.strip():
         raise BadArguments(f"'{inv.command}' takes no cell body", "use %conductor, not %%conductor")
@@ -385,26 +410,38 @@ def _run(inv: Invocation, session: Session, body: str | None, url: str | None, e
         case "status":
             return session.status()
         case "implement":
-            return session.implement(a.id)
+            return session.implement(component_id(a, a.id))
         case "next":
-            return session.next(a.id)
+            return session.next(component_id(a, a.id))
         case "context":
-            return session.context(a.id, a.doc)
+            return session.context(*_context_words(a))
         case "plan":
-            return session.plan(a.id)
+            return session.plan(component_id(a, a.id))
         case "task":
-            storage_id, ref = split_task_target(session, a.target)
+            storage_id, ref = split_task_target(session, a.target, a)
             return session.task(a.action, ref, storage_id, force=a.force, reason=a.reason,
                                 expect=a.expect)
         case "verify":
-            return session.verify(a.id, a.phase, note=a.confirm, by=a.by, force=a.force,
+            return session.verify(component_id(a, a.id), a.phase, note=a.confirm, by=a.by, force=a.force,
                                   run_checks=a.run_checks, waivers=parse_waivers(a.waive),
                                   url=a.url or url, engine=None if a.url else engine)
         case "complete":
-            return session.complete(a.id)
+            return session.complete(component_id(a, a.id))
         case "lint":
             return session.lint(fix=a.fix)
     raise BadArguments(f"unknown command '{inv.command}'")
+
+
+def _context_words(a: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``context [ID] [DOC]`` with ``--id``: the positional words then hold the document."""
+    if not a.component:
+        return a.id, a.doc
+    words = [w for w in (a.id, a.doc) if w]
+    if words and words[0] == a.component:
+        words.pop(0)
+    if len(words) > 1:
+        raise BadArguments(f"context takes one document, got {' '.join(words)}")
+    return a.component, words[0] if words else None
 
 
 def _run_test(a: argparse.Namespace, session: Session, body: str | None,
@@ -418,7 +455,7 @@ def _run_test(a: argparse.Namespace, session: Session, body: str | None,
     else:
         raise BadArguments("test needs a body (a %%conductor test NAME cell, or --file F) "
                            "or --passed/--failed")
-    return session.record_test(a.name, passed, task_ref=a.task, storage_id=a.id)
+    return session.record_test(a.name, passed, task_ref=a.task, storage_id=component_id(a))
 
 
 def run_engine(inv: Invocation, session: Session, body: str | None, url: str | None,
@@ -429,7 +466,7 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
     if command in ("sql", "txn") and not (body or "").strip():
         raise BadArguments(f"'{command}' needs a body: a %%conductor {command} cell, or --file F")
     explicit = a.url or (getattr(a, "target_url", None) if command == "connect" else None)
-    component = a.component or (a.id if command == "integrity" else None)
+    component = component_id(a, a.id if command == "integrity" else None)
     words = list(getattr(a, "words", []) or [])
     action = None
     if command == "schema":
@@ -437,7 +474,7 @@ def run_engine(inv: Invocation, session: Session, body: str | None, url: str | N
         action = words.pop(0) if words and words[0] in ("declare", "show") else (
             "declare" if body is not None and (body.strip() or a.file) else "show")
         if words:
-            component = component or words.pop(0)
+            component = component_id(a, words.pop(0))
         if words:
             raise BadArguments(f"unexpected words after schema {action}: {' '.join(words)}")
     if command in TIMED_COMMANDS:  # resolved now: a bad $CONDUCTOR_STATEMENT_TIMEOUT is exit 2
@@ -490,11 +527,6 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
         case "restore":
             return db.restore(a.backup, target=a.target, confirm=a.confirm, to=a.to)
     raise BadArguments(f"unknown command '{command}'")
-
-
-def exit_code(result: Any) -> int:
-    """0 when the result is good, 1 when it reports failed checks."""
-    return int(getattr(result, "exit_code", 0))
 
 
 _TAKES_ID = {"implement", "next", "context", "plan", "verify", "complete", "integrity"}

@@ -3,10 +3,15 @@
 Each error says what failed, where (file:line, component, phase) and what to
 do next. Edges (CLI, magics) translate them once: the CLI exits with
 ``exit_code``; a magic shows ``str(error)`` on one line without a traceback.
+
+A hint that names a next action says it with :func:`command` and :func:`option`, never
+in an edge's own words: the text comes out in the CLI's words (what the CLI and
+``--json`` show), and the notebook edge rewrites it once with :func:`notebook_words`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -109,3 +114,35 @@ class BadDatabaseURL(DatabaseError):
 
 class UnsupportedByDialect(ConductorError):
     """The connected dialect cannot do this step; the message says which and why."""
+
+
+# -- next actions, named without knowing the edge ------------------------------------------
+
+def command(*words: str, cell: bool = False) -> str:
+    """A command to suggest, e.g. ``command("migrate new", option("m", "MESSAGE"))``.
+
+    ``cell=True`` for a command whose input is a cell body (``--file F`` on the CLI).
+    Spelled in the CLI's words here, the one place that knows them; the notebook edge
+    turns them into ``%conductor …`` (or a ``%%conductor …`` cell) with
+    :func:`notebook_words`.
+    """
+    line = " ".join(w for w in words if w)
+    return f"`conductor {line}{_CELL_BODY if cell else ''}`"
+
+
+def option(name: str, value: str | None = None) -> str:
+    """A command option to suggest (``option("confirm")``, ``option("to", "DIR")``): the
+    same spelling on the CLI and in ``%conductor``; one letter is a short option."""
+    flag = f"-{name}" if len(name) == 1 else f"--{name}"
+    return f"{flag} {value}" if value else flag
+
+
+_CELL_BODY = " --file F"
+_COMMAND = re.compile(r"`conductor ([^`]*?)(" + re.escape(_CELL_BODY) + r")?`")
+
+
+def notebook_words(text: str) -> str:
+    """``text`` with its suggested commands in the notebook's words: `` `conductor X` ``
+    becomes `` `%conductor X` ``, and a cell command a `` `%%conductor X` `` cell."""
+    return _COMMAND.sub(lambda m: f"a `%%conductor {m[1]}` cell" if m[2] else f"`%conductor {m[1]}`",
+                        text)

@@ -87,7 +87,6 @@ class LiveDatabase(ComponentDatabase):
 
     def bench(self, body: str | None, name: str | None, indexes: list[str], **options: Any) -> StepResult:
         step, result = tuning_steps.bench(self, body, name, indexes, **options)
-        step.figures.append(result.plot())
         step.value = result
         step.text = f"{self.component.id}: {result.to_text()}"
         return step

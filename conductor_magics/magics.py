@@ -7,7 +7,6 @@ display the result. Errors show as one line (``UsageError``), no traceback.
 from __future__ import annotations
 
 import shlex
-from html import escape as html_escape
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
 from IPython.core.error import UsageError
@@ -17,9 +16,9 @@ from traitlets import Bool, Float, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .commands import SUBCOMMANDS, BadArguments, ParserExit, build_parser, complete, parse, run
-from .errors import ConductorError
-from .notebook_html import to_html
-from .reports import ContextResult, ImplementResult
+from .errors import ConductorError, notebook_words
+from .notebook_html import NotebookView, notebook_view, widget_header
+from .results import Result
 from .session import ACTIONS, Session
 
 TASK_VERBS = (*ACTIONS, "run")
@@ -94,21 +93,20 @@ class ConductorMagics(Magics):
         except ParserExit:
             return None  # --help was printed
         except ConductorError as exc:
-            raise UsageError(str(exc)) from None
-        if getattr(result, "cell_failed", False):
-            # The work raised (its traceback is above): stop a Run All here. A failing
-            # test cell does not stop anything: red is an expected step in TDD.
-            raise UsageError(f"task {result.task.number}: the cell failed; it stays [~]")
+            raise UsageError(notebook_words(str(exc))) from None
+        view = notebook_view(result)
+        if view.stop:
+            raise UsageError(view.stop)
         if inv.command == "implement":
             self.shell.push({self.settings.variable: result.loaded})
-        elif getattr(result, "value", None) is not None:
+        elif view.value is not None:
             # bench_result.samples, advise_result.recommendations, … for further analysis
-            self.shell.push({f"{inv.command}_result": result.value})
+            self.shell.push({f"{inv.command}_result": view.value})
         if inv.command == "connect" and not inv.args.from_jupysql:
             explicit = inv.args.url or inv.args.target_url
             if explicit:
                 self.url, self.engine = explicit, None
-        self._show(result, session)
+        self._show(result, view, session)
         return None
 
     def _progress(self):
@@ -126,34 +124,16 @@ class ConductorMagics(Magics):
         and traceback. True when it ran without an exception."""
         return self.shell.run_cell(code, store_history=False).success
 
-    def _show(self, result, session: Session | None = None) -> None:
-        view = self._widget(result, session) if self.settings.rich and session is not None else None
+    def _show(self, result: Result, view: NotebookView, session: Session | None = None) -> None:
+        """Display a result: plain text, its interactive widget, or its notebook view."""
         if not self.settings.rich:
             print(result.to_text())
-        elif view is not None:
-            if isinstance(result, ImplementResult):  # what was loaded, then the checklist
-                display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
-            display(view)
-        elif isinstance(result, ContextResult):
-            for name, text in result.docs.items():
-                _markdown(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
-            if result.missing:
-                _markdown("*missing:* " + ", ".join(result.missing))
-        elif hasattr(getattr(result, "value", None), "styled"):
-            # A benchmark: the summary, the styled per-arm table, the distribution plot.
-            styled = result.value.styled().to_html()
-            display({"text/html": f"<p>{html_escape(result.summary)}</p>{styled}",
-                     "text/plain": result.to_text()}, raw=True)
-            for figure in result.figures:
-                _figure(figure)
-        else:
-            # text/plain rides along for consoles, nbconvert --to script and CI logs.
-            display({"text/html": to_html(result), "text/plain": result.to_text()}, raw=True)
-            markdown = getattr(result, "markdown", None)
-            if markdown:  # e.g. a Mermaid ER diagram, which JupyterLab renders
-                _markdown(markdown)
-            for figure in getattr(result, "figures", None) or []:
-                _figure(figure)
+            return
+        widget = self._widget(result, session) if session is not None else None
+        for bundle in widget_header(result) if widget is not None else view.bundles:
+            display(bundle, raw=True)
+        if widget is not None:
+            display(widget)
 
     def _widget(self, result, session: Session):
         """The interactive view of a result (checklist, chooser, gate), or None when it has
@@ -171,23 +151,6 @@ class ConductorMagics(Magics):
                             on_implemented=implemented)
         except ConductorError:  # e.g. plan.md changed meanwhile: the HTML view still shows
             return None
-
-
-def _figure(figure) -> None:
-    """A matplotlib Figure as a PNG, whatever backend the kernel has (none is needed)."""
-    import base64
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    title = figure.axes[0].get_title() if figure.axes else ""
-    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
-             "text/plain": f"[plot: {title or 'per-arm distribution'}]"}, raw=True)
-
-
-def _markdown(text: str) -> None:
-    # The Markdown source doubles as the plain-text form (consoles, CI logs).
-    display({"text/markdown": text, "text/plain": text}, raw=True)
 
 
 def jupysql_engine():

@@ -1,20 +1,33 @@
-"""HTML for session results in a notebook (status table with progress bars, plan, lint).
+"""The notebook's one rendering of command results: MIME bundles for any result.
 
-Pure string building: no Jupyter imports, so it can be tested anywhere. Every
-value from the workspace is escaped.
+:func:`notebook_view` decides, by the result's type, what a notebook shows for a
+:class:`~conductor_magics.results.Result` (HTML with its text/plain twin, Markdown, a
+benchmark's styled table and plot), which value it keeps in the kernel, and whether a
+Run All stops. The engine returns plain data; the pandas Styler and the matplotlib
+figure are built here. No Jupyter imports, so it can be tested anywhere. Every value
+from the workspace is escaped.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import random
+from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 
+from .errors import notebook_words
 from .reports import (
+    ContextResult,
     ImplementResult,
     LintResult,
     PhaseState,
     PlanResult,
     StatusReport,
+    TaskResult,
 )
+from .results import Result
 
 _STYLE = """<style>
 .conductor table{border-collapse:collapse;font-size:13px}
@@ -148,12 +161,161 @@ def text_html(text: str) -> str:
     return _wrap(f"<pre>{escape(text)}</pre>")
 
 
-def to_html(result) -> str:
-    """HTML for any session result (plain text in a <pre> where no richer view exists)."""
-    for kind, render in ((StatusReport, status_html), (PlanResult, plan_html),
-                         (ImplementResult, implement_html), (LintResult, lint_html)):
+_HTML = ((StatusReport, status_html), (PlanResult, plan_html),
+         (ImplementResult, implement_html), (LintResult, lint_html))
+
+
+def to_html(result: Result) -> str:
+    """HTML for any result (plain text in a <pre> where no richer view exists)."""
+    for kind, render in _HTML:
         if isinstance(result, kind):
             return render(result)
-    if hasattr(result, "frames") and hasattr(result, "summary"):
+    from .steps.context import StepResult  # only engine commands load pandas and SQLAlchemy
+
+    if isinstance(result, StepResult):
         return step_html(result)
     return text_html(result.to_text())
+
+
+# -- the notebook view of a result -------------------------------------------------------
+
+Bundle = dict[str, str]
+
+
+@dataclass
+class NotebookView:
+    """What a notebook shows for one result, and what it does besides."""
+
+    #: MIME bundles to display in order (each with a text/plain twin for consoles and logs)
+    bundles: list[Bundle] = field(default_factory=list)
+    #: plain data to keep in the kernel as ``<command>_result`` (bench samples, advice)
+    value: Any = None
+    #: one line that stops a Run All here (a task cell whose work raised), or None
+    stop: str | None = None
+
+
+def html_bundle(result: Result) -> Bundle:
+    """The result as HTML with its plain text."""
+    return {"text/html": to_html(result), "text/plain": result.to_text()}
+
+
+def markdown_bundle(text: str) -> Bundle:
+    """Markdown (JupyterLab renders Mermaid too); the source doubles as plain text."""
+    return {"text/markdown": text, "text/plain": text}
+
+
+def figure_bundle(figure: Any) -> Bundle:
+    """A matplotlib Figure as a PNG, whatever backend the kernel has (none is needed)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    title = figure.axes[0].get_title() if figure.axes else ""
+    return {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "text/plain": f"[plot: {title or 'per-arm distribution'}]"}
+
+
+def widget_header(result: Result) -> list[Bundle]:
+    """What is shown above a result's interactive widget (checklist, chooser, gate):
+    for ``implement``, what was loaded; otherwise nothing (the widget says it all)."""
+    if not isinstance(result, ImplementResult):
+        return []
+    return [{mime: notebook_words(data) for mime, data in html_bundle(result).items()}]
+
+
+def notebook_view(result: Result) -> NotebookView:
+    """The notebook's view of any result, decided by its type (the only place that does);
+    suggested commands in the notebook's words (``%conductor …``)."""
+    view = _view(result)
+    view.bundles = [{mime: data if mime.startswith("image/") else notebook_words(data)
+                     for mime, data in bundle.items()} for bundle in view.bundles]
+    return view
+
+
+def _view(result: Result) -> NotebookView:
+    if isinstance(result, ContextResult):
+        bundles = [markdown_bundle(f"**{name}** — `{result.paths.get(name)}`\n\n{text}")
+                   for name, text in result.docs.items()]
+        if result.missing:
+            bundles.append(markdown_bundle("*missing:* " + ", ".join(result.missing)))
+        return NotebookView(bundles)
+    if isinstance(result, TaskResult) and result.cell_failed:
+        # The work raised (its traceback is above): stop a Run All here. A failing test
+        # cell does not stop anything: red is an expected step in TDD.
+        return NotebookView([html_bundle(result)],
+                            stop=f"task {result.task.number}: the cell failed; it stays [~]")
+    if any(isinstance(result, kind) for kind, _ in _HTML):
+        return NotebookView([html_bundle(result)])
+    from .steps.context import StepResult
+
+    if not isinstance(result, StepResult):
+        return NotebookView([html_bundle(result)])
+    from .engine.bench import BenchResult
+
+    if isinstance(result.value, BenchResult):
+        # A benchmark: the summary, the styled per-arm table, the distribution plot.
+        styled = bench_styler(result.value).to_html()
+        return NotebookView([{"text/html": f"<p>{escape(result.summary)}</p>{styled}",
+                              "text/plain": result.to_text()},
+                             figure_bundle(bench_figure(result.value))], value=result.value)
+    bundles = [html_bundle(result)]
+    if result.markdown:  # e.g. a Mermaid ER diagram
+        bundles.append(markdown_bundle(result.markdown))
+    return NotebookView(bundles, value=result.value)
+
+
+# -- benchmarks ----------------------------------------------------------------------------
+
+def bench_styler(result: Any):
+    """A BenchResult's ``frame()`` as a pandas Styler: units, a readable size, verdicts
+    coloured (green faster, red slower), the one-line summary as the caption."""
+    frame = result.frame()
+    colours = {"faster": "color: #1a7f37; font-weight: bold",
+               "slower": "color: #cf222e; font-weight: bold"}
+    formats: dict[str, Any] = {column: "{:.3f}" for column in ("min ms", "median ms", "IQR ms",
+                                                                "p95 ms")}
+    formats.update({"speed-up": "{:.2f}×", "CI low": "{:.2f}", "CI high": "{:.2f}",
+                    "build ms": "{:.1f}", "insert slowdown": "{:.2f}×",
+                    "size bytes": _human_size})
+    return (frame.style.format(formats, na_rep="–")
+            .map(lambda v: colours.get(v, ""), subset=["verdict"])
+            .hide(axis="index")
+            .set_caption(result.summary))
+
+
+def _human_size(value: Any) -> str:
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return "–"
+    size = float(value)
+    for unit in ("B", "kB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def bench_figure(result: Any):
+    """A BenchResult's per-arm distribution of the samples (ms): box plot with the
+    samples as jittered points; log scale when the arms differ by more than 20×. Built on
+    a ``matplotlib.figure.Figure`` directly (no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    data = [[s * 1e3 for s in arm.samples] for arm in result.arms]
+    labels = [arm.label for arm in result.arms]
+    figure = Figure(figsize=(7.5, 1.2 + 0.7 * len(result.arms)), layout="constrained")
+    axes = figure.add_subplot()
+    axes.boxplot(data, orientation="horizontal", tick_labels=labels, showfliers=False,
+                 widths=0.5)
+    jitter = random.Random(0)
+    for position, values in enumerate(data, start=1):
+        axes.scatter(values, [position + jitter.uniform(-0.15, 0.15) for _ in values],
+                     s=10, alpha=0.5, zorder=3)
+    medians = [sorted(v)[len(v) // 2] for v in data if v]
+    if medians and min(medians) > 0 and max(medians) / min(medians) > 20:
+        axes.set_xscale("log")
+    axes.invert_yaxis()  # the baseline on top
+    axes.set_xlabel("CPU time per execution (ms)" if result.clock == "cpu"
+                    else "time per execution (ms)")
+    axes.set_title(result.summary if len(result.summary) < 110 else result.name, fontsize=9)
+    axes.grid(axis="x", alpha=0.3)
+    return figure

@@ -1,7 +1,8 @@
 """What session commands return: plain data with a JSON form and a text form.
 
-The CLI prints ``to_text()`` or ``to_json()``; the magics render the same
-objects as HTML (``notebook_html.py``). Nothing here imports Jupyter.
+Every class here satisfies :class:`~conductor_magics.results.Result` (``to_text()``,
+``to_json()``, ``exit_code``): the CLI prints the text or JSON form, the magics render
+the same objects through ``notebook_html.py``. Nothing here imports Jupyter.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class NextResult:
     phase: Phase | None
     task: Task | None
     reason: str | None
+
+    exit_code = 0
 
     def to_json(self) -> dict:
         return {
@@ -105,6 +108,8 @@ class StatusReport:
     components: list[ComponentStatus]
     problems: list[str]
 
+    exit_code = 0
+
     def to_json(self) -> dict:
         return {"components": [c.to_json() for c in self.components], "problems": self.problems}
 
@@ -145,6 +150,8 @@ class PlanResult:
     phases: list[PhaseState]
     next: NextResult
 
+    exit_code = 0
+
     def to_json(self) -> dict:
         data = self.plan.to_json()
         for phase_json, state in zip(data["phases"], self.phases, strict=True):
@@ -173,6 +180,8 @@ class ImplementResult:
     loaded: Any  # session.LoadedComponent
     phases: list[PhaseState]
     next: NextResult
+
+    exit_code = 0
 
     def to_json(self) -> dict:
         return {
@@ -224,6 +233,8 @@ class ContextResult:
     docs: dict[str, str]
     missing: list[str]
     paths: dict[str, Path]
+
+    exit_code = 0
 
     def to_json(self) -> dict:
         return {"id": self.component.id, "documents": self.docs, "missing": self.missing,
@@ -397,6 +408,8 @@ class CompleteResult:
     phases: list[PhaseState]
     previous_status: str | None
     completed_at: datetime
+
+    exit_code = 0
 
     def summary(self) -> dict:
         items = list(self.plan.items())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .commits import CommitResult, commit_phase, commit_task, verification_note
-from .errors import ComponentNotFound, ConductorError, GateClosed, TaskChanged, TaskNotFound
+from .errors import ConductorError, GateClosed, TaskChanged, TaskNotFound
 from .reports import (
     CompleteResult,
     ComponentStatus,
@@ -267,10 +267,8 @@ class Session:
             return Selection(self.workspace.component(storage_id), "named", [])
         candidates = [c for c in self.workspace.components() if c.status in _SELECTABLE]
         if not candidates:
-            raise ComponentNotFound(
-                f"no component is In Progress or Planning in {self.workspace.dir}",
-                hint="name one: `conductor implement ID`, or add one to tracks.md",
-            )
+            raise self.workspace.no_component(
+                f"no component is In Progress or Planning in {self.workspace.dir}: name one")
         epoch = datetime.min.replace(tzinfo=self.clock().tzinfo)
         candidates.sort(key=lambda c: (_SELECTABLE.index(c.status), -(c.updated or epoch).timestamp()
                                        if c.updated else float("inf")))
@@ -281,8 +279,15 @@ class Session:
         return Selection(chosen, reason, candidates[1:])
 
     def active(self, storage_id: str | None) -> Component:
-        """The component a command without an id is about."""
-        return self.select(storage_id).component
+        """The component a command is about, by the one rule: the id given, else the
+        active component (In Progress, else Planning; the most recently updated), else the
+        only component; otherwise one line listing the known ids (exit 2)."""
+        if storage_id:
+            return self.workspace.component(storage_id)
+        components = self.workspace.components()
+        if not any(c.status in _SELECTABLE for c in components) and len(components) == 1:
+            return components[0]
+        return self.select().component
 
     # -- the loop ------------------------------------------------------------------------
 

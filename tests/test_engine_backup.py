@@ -721,3 +721,23 @@ def test_password_never_in_files_outputs_errors_or_argv(pg_server, pg_url, tmp_p
         if path.is_file():
             assert password.encode() not in path.read_bytes(), path
     assert "***" in manifest.source and password not in manifest.manifest_path.read_text()
+
+
+def test_the_one_online_copy_copies_every_page_with_and_without_progress(tmp_path):
+    from conductor_magics.engine.sqlitecopy import online_copy
+
+    source = sqlite3.connect(tmp_path / "source.sqlite")
+    source.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+    source.executemany("INSERT INTO t (payload) VALUES (?)", [(bytes(2000),)] * 3000)
+    source.commit()
+    pages = source.execute("PRAGMA page_count").fetchone()[0]
+    for progress in (None, []):
+        dest = sqlite3.connect(":memory:")
+        online_copy(source, dest, None if progress is None else
+                    lambda done, total, seen=progress: seen.append((done, total)))
+        assert dest.execute("SELECT count(*), sum(length(payload)) FROM t").fetchone() == (3000, 6_000_000)
+        if progress is not None:
+            assert len(progress) > 2 and progress[-1] == (pages, pages)
+            assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+        dest.close()
+    source.close()

@@ -27,6 +27,7 @@ from conductor_magics.engine.bench import (
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
 from conductor_magics.errors import ConductorError, DatabaseError, UnsupportedByDialect
+from conductor_magics.notebook_html import bench_figure, bench_styler
 
 ROWS = 30_000
 CUSTOMERS = 2_000
@@ -134,7 +135,7 @@ def test_the_result_serialises_and_renders(orders):
     assert document["settings"]["repeat"] == QUICK["repeat"]
     assert isinstance(document["arms"][1]["plan"], list)
     password = orders.url.password
-    rendered = json.dumps(document) + result.to_text() + result.styled().to_html()
+    rendered = json.dumps(document) + result.to_text() + bench_styler(result).to_html()
     if password:
         assert password not in rendered
         assert "***" in document["database"]
@@ -144,8 +145,8 @@ def test_the_result_serialises_and_renders(orders):
     assert frame["arm"].tolist() == [BASELINE, "ix_orders_customer_id"]
     assert frame["verdict"].tolist() == ["baseline", "faster"]
     assert frame.loc[1, "median ms"] < frame.loc[0, "median ms"]
-    assert "faster" in result.styled().to_html()
-    figure = result.plot()
+    assert "faster" in bench_styler(result).to_html()
+    figure = bench_figure(result)
     assert isinstance(figure, Figure)
     png = io.BytesIO()
     figure.savefig(png, format="png")

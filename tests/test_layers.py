@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,74 @@ def test_engine_spells_no_workspace_file_name():
                 if (path.name, node.value) == ("workload.py", "workload.sql"):
                     continue  # parse_workload's label for messages when given text, not a path
                 assert node.value not in names, f"engine/{path.name}:{node.lineno} spells {node.value!r}"
+
+
+def _edge_words() -> re.Pattern:
+    """A command line in an edge's words: ``conductor <subcommand>``, ``%conductor``,
+    ``%%conductor`` or one of the parser's own ``--options`` (other programs' flags, such
+    as pg_dump's argv, are not the edges' words)."""
+    from conductor_magics.commands import SUBCOMMANDS, build_parser
+
+    options = set()
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:  # argparse keeps them here
+            options.update(o for o in action.option_strings if o.startswith("--"))
+            if isinstance(action.choices, dict):  # the subcommands' parsers
+                parsers.extend(action.choices.values())
+    options -= {"--help"}
+    assert {"--confirm", "--to", "--url", "--index", "--timeout"} <= options
+    flags = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
+    return re.compile(rf"\bconductor (?:{'|'.join(SUBCOMMANDS)})\b|%%?conductor\b"
+                      rf"|(?:^|[\s`(])(?:{flags})(?![\w=-])")
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    """Every string literal of a module but its docstrings (f-strings' literal parts too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+def test_engine_speaks_no_edge_words():
+    # engine/ names a next action with errors.command()/option(); the edges word it
+    words = _edge_words()
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics" / "engine"
+    found = [f"engine/{path.name}:{line}: {text[:80]!r}"
+             for path in sorted(folder.glob("*.py"))
+             for line, text in _string_constants(path) if words.search(text)]
+    assert not found, "edge words in engine/:\n" + "\n".join(found)
+
+
+def test_the_edge_words_check_itself_finds_them():
+    # Guards against a check that cannot fail: the hints engine/ used to spell.
+    words = _edge_words()
+    for text in ("create the first revision with `conductor migrate new -m MESSAGE`",
+                 "declare it with %%conductor schema", "run %conductor bench", "pass --confirm",
+                 "--rows must be at least 1", "raise --timeout SECONDS", "(--to DIR)"):
+        assert words.search(text), text
+    for text in ("pg_dump --format=custom", "--file=", "--no-password", "conductor-magics",
+                 "written by conductor ", "migrate new"):
+        assert not words.search(text), text
+
+
+def test_one_sqlite_online_copy_and_one_migration_head_reader():
+    # backups, restores and the advisor copy pages through engine/sqlitecopy.py; backups,
+    # the gate and migrations read alembic_version through engine/migrations.py
+    folder = Path(__file__).resolve().parent.parent / "conductor_magics"
+    for path in sorted(folder.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        where = path.relative_to(folder)
+        if path.name != "sqlitecopy.py":
+            assert not re.search(r"\b(source|raw|conn\w*)\.backup\(", source), \
+                f"{where} copies a SQLite database itself"
+        if where != Path("engine/migrations.py"):
+            assert "FROM alembic_version" not in source and "get_current_heads" not in source, \
+                f"{where} reads the migration head itself"

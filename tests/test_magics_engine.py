@@ -107,3 +107,23 @@ def test_from_jupysql_without_a_connection_is_a_clear_error(ip):
     cap, result = run(ip, "%conductor connect --from-jupysql")
     assert isinstance(result.error_in_exec, UsageError)
     assert "JupySQL has no current" in cap.stderr
+
+
+def test_a_hint_names_the_next_command_in_the_notebook_words(ip, project):
+    # engine/ names the next action edge-neutrally; the CLI keeps `conductor …`
+    cap, result = run(ip, "%conductor backup verify")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "take one first with `%conductor backup`" in str(result.error_in_exec)
+    cap, result = run(ip, "%conductor migrate up")
+    message = str(result.error_in_exec)
+    assert "`%conductor migrate new -m MESSAGE`" in message, message
+    assert "`conductor migrate new" not in message
+
+
+def test_notebook_words_renders_commands_and_cell_commands():
+    from conductor_magics.errors import command, notebook_words, option
+
+    cli = f"run {command('migrate new', option('m', 'MESSAGE'))} or {command('query NAME', cell=True)}"
+    assert cli == "run `conductor migrate new -m MESSAGE` or `conductor query NAME --file F`"
+    assert notebook_words(cli) == ("run `%conductor migrate new -m MESSAGE` or a "
+                                   "`%%conductor query NAME` cell")

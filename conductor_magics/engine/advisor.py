@@ -66,6 +66,7 @@ from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from ..fsio import json_safe
 from .bench import sqlite_plan_indexes
 from .connection import first_line, scrub
+from .sqlitecopy import online_copy
 from .stats import calibrate_loops
 from .timeouts import StatementTimeout, bounded, statement_timeout
 from .workload import Query, parse_query, sample_parameters, source_of, table_name, table_sources
@@ -635,7 +636,7 @@ class _SQLiteEvaluator(_Evaluator):
                 os.close(handle)
                 target = self._tempfile
             self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-            source.backup(self.db)
+            online_copy(source, self.db)
         except sqlite3.Error as exc:
             self.close()
             raise DatabaseError(f"cannot copy the SQLite database for the advisor: {exc}",

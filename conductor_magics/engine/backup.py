@@ -98,7 +98,7 @@ import pandas as pd
 from sqlalchemy import URL, Connection, Engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, command, option
 from ..fsio import (
     atomic_write_bytes,
     is_tool_temp,
@@ -119,8 +119,10 @@ from .connection import (
     scrub,
 )
 from .fingerprint import fingerprint
+from .migrations import last_migration_at, migration_head
 from .results import FAIL, PASS, SKIP, CheckResult
 from .scratch import scratch_engine
+from .sqlitecopy import online_copy
 
 KINDS = ("manual", "pre-migration", "safety")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -561,14 +563,6 @@ def _reason(exc: BaseException, *urls: URL | str | None) -> str:
     return driver_reason(exc, *urls)
 
 
-def _table_exists(conn: Connection, name: str) -> bool:
-    if conn.dialect.name == "duckdb":
-        return bool(conn.execute(text(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
-            "AND table_name = :name"), {"name": name}).scalar())
-    return inspect(conn).has_table(name)
-
-
 def _all_tables(bind: Engine | Connection) -> list[str]:
     """Every table of the default schema, the tool's own included (what a restore replaces)."""
     with connection_of(bind) as conn:
@@ -595,33 +589,6 @@ def _same_database(a: Engine, b: Engine) -> bool:
 
 
 # --------------------------------------------------------------------------- public helpers
-
-
-def migration_head(bind: Engine | Connection) -> str | None:
-    """The Alembic revision(s) in ``alembic_version`` (comma-joined if several heads), or
-    None when the table is absent or empty."""
-    with connection_of(bind) as conn:
-        if not _table_exists(conn, "alembic_version"):
-            return None
-        heads = sorted(str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
-    return ",".join(heads) or None
-
-
-def last_migration_at(bind: Engine | Connection) -> datetime | None:
-    """When the newest recorded migration was applied: max ``applied_at`` of
-    ``conductor_revision_hashes`` (written by ``migrations.up``); None when absent or empty."""
-    with connection_of(bind) as conn:
-        if not _table_exists(conn, "conductor_revision_hashes"):
-            return None
-        values = conn.execute(text("SELECT applied_at FROM conductor_revision_hashes")).scalars().all()
-    stamps = []
-    for value in values:
-        try:
-            stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        except ValueError:
-            continue
-        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
-    return max(stamps, default=None)
 
 
 #: the service name pg_dump / pg_restore find an ``sslpassword`` under (see pg_tool_connection)
@@ -884,45 +851,15 @@ def _rollback_journal_header(path: Path) -> None:
             handle.write(b"\x01\x01")
 
 
-class _CopyRestarting(Exception):
-    """The stepwise page copy keeps restarting because other connections write."""
-
-
-#: restarts of a stepwise copy before it falls back to one step
-_MAX_COPY_RESTARTS = 3
-
-
 def _copy_pages(source: sqlite3.Connection, dest: sqlite3.Connection, progress: _Progress,
                 desc: str) -> None:
-    """The SQLite online backup API from ``source`` into ``dest``.
-
-    Without a bar: one step (fastest; a read transaction on the source for the whole copy).
-    With a bar: steps of up to 64 MiB, so the bar moves. A write by another connection makes
-    SQLite restart a stepwise copy from the first page; after a few restarts the copy is
-    done in one step instead, so a busy database still gets backed up.
-    """
+    """The SQLite online backup from ``source`` into ``dest``, with a bar in MiB when one
+    is shown (:func:`.sqlitecopy.online_copy`)."""
     page_size = source.execute("PRAGMA page_size").fetchone()[0]
     total = source.execute("PRAGMA page_count").fetchone()[0]
     with progress.bar(total * page_size / _MIB, desc, "MiB") as bar:
-        if not progress.show:
-            source.backup(dest)
-            return
-        state = {"done": 0, "restarts": 0}
-
-        def moved(_status: int, remaining: int, pages: int) -> None:
-            done = pages - remaining
-            if done < state["done"]:
-                state["restarts"] += 1
-                if state["restarts"] >= _MAX_COPY_RESTARTS:
-                    raise _CopyRestarting
-            state["done"] = done
-            bar.advance_to(done * page_size / _MIB)
-
-        try:
-            source.backup(dest, pages=min(max(total // 200, 64), 16384), progress=moved)
-        except _CopyRestarting:
-            source.backup(dest)
-        bar.advance_to(total * page_size / _MIB)
+        online_copy(source, dest, (lambda done, _total: bar.advance_to(done * page_size / _MIB))
+                    if progress.show else None)
 
 
 @contextlib.contextmanager
@@ -1547,7 +1484,7 @@ class Backups:
         except OSError as exc:
             raise ConductorError(f"cannot write in the backups folder {self.folder}: "
                                  f"{exc.strerror or exc}",
-                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                 hint=f"choose a folder you can write with {option('to', 'DIR')}; nothing was "
                                       "changed") from None
         url = self.engine.url
         try:
@@ -1588,13 +1525,13 @@ class Backups:
         """Create the backups folder (and its parents) if missing; one-line errors."""
         if os.path.lexists(self.folder) and not self.folder.is_dir():
             raise ConductorError(f"the backups folder {self.folder} exists and is not a folder",
-                                 hint="give a folder with --to DIR (it is created when missing); "
+                                 hint=f"give a folder with {option('to', 'DIR')} (it is created when missing); "
                                       "nothing was changed")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConductorError(f"cannot create the backups folder {self.folder}: {exc.strerror or exc}",
-                                 hint="choose a folder you can write with --to DIR; nothing was "
+                                 hint=f"choose a folder you can write with {option('to', 'DIR')}; nothing was "
                                       "changed") from None
 
     def _check_label(self, label: str | None) -> None:
@@ -1651,7 +1588,7 @@ class Backups:
         newest = self.latest()
         if newest is None:
             raise ConductorError(f"no backups in {self.folder}",
-                                 hint="take one first with `conductor backup`")
+                                 hint=f"take one first with {command('backup')}")
         return newest
 
     def _strategy_matching(self, manifest: Manifest) -> _Strategy:
@@ -1767,7 +1704,7 @@ class Backups:
             what = ("restoring over the live database replaces it" if live
                     else f"the target {mask(target.url)} already has tables ({shown})")
             raise ConductorError(f"{what}: refused without confirmation; nothing was changed",
-                                 hint="pass --confirm (confirm=True) to replace it"
+                                 hint=f"pass {option('confirm')} (confirm=True) to replace it"
                                       + ("; a safety backup of the current state is taken first" if live else ""))
         progress_on = _Progress(progress, progress is not None
                                 and manifest.size_bytes >= self.progress_min_bytes)

@@ -68,7 +68,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, selec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from .connection import first_line, mask, scrub
 from .sample import RowGenerator, parent_values
 from .sqlrun import json_value
@@ -257,47 +257,6 @@ class BenchResult:
         frame["size bytes"] = frame["size bytes"].astype("Int64")  # whole bytes, or <NA>
         return frame
 
-    def styled(self):
-        """``frame()`` as a pandas Styler for notebooks: units, a readable size, verdicts
-        coloured (green faster, red slower), the one-line summary as the caption."""
-        frame = self.frame()
-        colours = {"faster": "color: #1a7f37; font-weight: bold",
-                   "slower": "color: #cf222e; font-weight: bold"}
-        formats = {column: "{:.3f}" for column in ("min ms", "median ms", "IQR ms", "p95 ms")}
-        formats.update({"speed-up": "{:.2f}×", "CI low": "{:.2f}", "CI high": "{:.2f}",
-                        "build ms": "{:.1f}", "insert slowdown": "{:.2f}×",
-                        "size bytes": _human_size})
-        return (frame.style.format(formats, na_rep="–")
-                .map(lambda v: colours.get(v, ""), subset=["verdict"])
-                .hide(axis="index")
-                .set_caption(self.summary))
-
-    def plot(self):
-        """Per-arm distribution of the samples (ms): box plot with the samples as
-        jittered points; log scale when the arms differ by more than 20×. Built on a
-        ``matplotlib.figure.Figure`` directly (no pyplot state)."""
-        from matplotlib.figure import Figure
-
-        data = [[s * 1e3 for s in arm.samples] for arm in self.arms]
-        labels = [arm.label for arm in self.arms]
-        figure = Figure(figsize=(7.5, 1.2 + 0.7 * len(self.arms)), layout="constrained")
-        axes = figure.add_subplot()
-        axes.boxplot(data, orientation="horizontal", tick_labels=labels, showfliers=False,
-                     widths=0.5)
-        jitter = random.Random(0)
-        for position, values in enumerate(data, start=1):
-            axes.scatter(values, [position + jitter.uniform(-0.15, 0.15) for _ in values],
-                         s=10, alpha=0.5, zorder=3)
-        medians = [sorted(v)[len(v) // 2] for v in data if v]
-        if medians and min(medians) > 0 and max(medians) / min(medians) > 20:
-            axes.set_xscale("log")
-        axes.invert_yaxis()  # the baseline on top
-        axes.set_xlabel("CPU time per execution (ms)" if self.clock == "cpu"
-                        else "time per execution (ms)")
-        axes.set_title(self.summary if len(self.summary) < 110 else self.name, fontsize=9)
-        axes.grid(axis="x", alpha=0.3)
-        return figure
-
     def to_json(self) -> dict[str, Any]:
         """Everything measured, JSON-serialisable: settings, per-arm plans, raw samples,
         statistics and intervals. The gate reads, per index arm, ``uses_index``,
@@ -338,15 +297,6 @@ FRAME_COLUMNS = ["arm", "index used", "full scan", "n", "min ms", "median ms", "
                  "size bytes", "insert slowdown"]
 
 
-def _human_size(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover - loop always returns
 
 
 # --------------------------------------------------------------------------- input
@@ -374,7 +324,7 @@ def parse_index_ddl(ddl: str, dialect: str) -> CandidateIndex:
     statements, an unnamed index or CONCURRENTLY raise ConductorError."""
     statement = (ddl or "").strip().rstrip(";").strip()
     if not statement:
-        raise ConductorError("an empty --index", hint="give CREATE INDEX name ON table (columns)")
+        raise ConductorError(f"an empty {option('index')}", hint="give CREATE INDEX name ON table (columns)")
     try:
         trees = [t for t in sqlglot.parse(statement, read=_SQLGLOT_DIALECT.get(dialect)) if t]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -385,8 +335,9 @@ def parse_index_ddl(ddl: str, dialect: str) -> CandidateIndex:
         raise ConductorError(f"cannot read the index DDL '{first_line(statement)}': {detail}",
                              hint="give CREATE [UNIQUE] INDEX name ON table (columns)") from None
     if len(trees) != 1:
-        raise ConductorError(f"--index takes one CREATE INDEX statement, got {len(trees)}: "
-                             f"'{first_line(statement)}'", hint="repeat --index for each index")
+        raise ConductorError(f"{option('index')} takes one CREATE INDEX statement, got "
+                             f"{len(trees)}: '{first_line(statement)}'",
+                             hint=f"repeat {option('index')} for each index")
     tree = trees[0]
     index = tree.this if isinstance(tree, exp.Create) else None
     if not isinstance(tree, exp.Create) or str(tree.args.get("kind")).upper() != "INDEX" \
@@ -980,10 +931,11 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
             "index switching are implemented for SQLite and PostgreSQL",
             hint="benchmark against a SQLite or PostgreSQL copy of the schema and data")
     if repeat < 2:
-        raise ConductorError(f"--repeat {repeat} is too small: an interval needs at least 2 samples "
-                             "per arm", hint="use --repeat 10 or more (default 30)")
+        raise ConductorError(f"{option('repeat', str(repeat))} is too small: an interval needs at "
+                             "least 2 samples per arm",
+                             hint=f"use {option('repeat', '10')} or more (default 30)")
     if warmup < 0 or insert_rows < 0 or min_sample_seconds < 0:
-        raise ConductorError("--warmup, insert rows and the sample time cannot be negative")
+        raise ConductorError(f"{option('warmup')}, insert rows and the sample time cannot be negative")
     statement = (sql or "").strip().rstrip(";").strip()
     if not statement:
         raise ConductorError("no query to benchmark", hint="put the query in the cell, or name a "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from ..errors import ConductorError, DatabaseUnavailable
+from ..errors import ConductorError, DatabaseUnavailable, command, option
 from .connection import database_error, is_driver_error
 from .results import FAIL, PASS, SKIP, CheckResult
 
@@ -88,7 +88,7 @@ def schema_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     started = time.perf_counter()
     if not ctx.declared_sql:
         yield CheckResult("declared schema exists", FAIL,
-                          "no schema.sql: declare it with %%conductor schema or conductor schema declare")
+                          f"no schema.sql: declare it with {command('schema declare', cell=True)}")
         return
     try:
         report = validate(ctx.declared_sql, ctx.engine)
@@ -120,7 +120,7 @@ def migration_checks(ctx: CheckContext) -> Iterator[CheckResult]:
 
     if not (ctx.migrations_folder / "versions").is_dir():
         yield CheckResult("migrations exist", FAIL,
-                          "no migrations folder: create the first revision with `conductor migrate new`")
+                          f"no migrations folder: create the first revision with {command('migrate new')}")
         return
     report = Migrations(ctx.migrations_folder, ctx.engine).check(ctx.declared_sql)
     for row in report.results:
@@ -184,8 +184,9 @@ def indexing_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     name = "benchmarks of the indexes kept show a speed-up"
     if not kept:
         yield _timed(name, started, False,
-                     "no recorded benchmark covers an index of the database: run %%conductor bench "
-                     "NAME --index 'CREATE INDEX …' for the indexes you keep"
+                     "no recorded benchmark covers an index of the database: run "
+                     f"{command('bench NAME', option('index', repr('CREATE INDEX …')))} "
+                     "for the indexes you keep"
                      + (f" ({len(explored)} candidate(s) benchmarked but not kept)" if explored else ""))
     else:
         weak = [a for a in kept if not (a["uses_index"] and a["ci_low"] is not None and a["ci_low"] > 1)]
@@ -198,8 +199,8 @@ def indexing_checks(ctx: CheckContext) -> Iterator[CheckResult]:
             + (f"; {len(explored)} candidate(s) benchmarked and not kept" if explored else "")))
     if not ctx.workload:
         yield CheckResult("advisor finds nothing left to add", FAIL,
-                          "no workload: record queries with %%conductor query NAME, or add SQL "
-                          "blocks under '## Query Patterns' in spec.md")
+                          f"no workload: record queries with {command('query NAME', cell=True)}, or add "
+                          "SQL blocks under '## Query Patterns' in spec.md")
         return
     from .advisor import advise
 
@@ -266,7 +267,7 @@ def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
     newest = backups.latest()
     if newest is None:
         drill = CheckResult(GATE_DRILL, FAIL, f"no backups in {backups.folder}: take one with "
-                                              "`conductor backup`")
+                                              f"{command('backup')}")
     else:
         try:
             report = backups.verify(newest.id)
@@ -280,7 +281,7 @@ def gate_checks(ctx: CheckContext) -> Iterator[CheckResult]:
 
 
 def _newer_than_last_migration(backups, engine: Engine) -> CheckResult:
-    from .backup import last_migration_at, migration_head
+    from .migrations import last_migration_at, migration_head
 
     started = time.perf_counter()
     migrated = last_migration_at(engine)
@@ -288,8 +289,9 @@ def _newer_than_last_migration(backups, engine: Engine) -> CheckResult:
     verified = backups.manifests(verified=True)
     if not verified:
         existing = backups.latest()
-        detail = (f"no backup in {backups.folder} has passed verification: run `conductor backup verify`"
-                  if existing else f"no backups in {backups.folder}: take one with `conductor backup`")
+        detail = (f"no backup in {backups.folder} has passed verification: run "
+                  f"{command('backup verify')}"
+                  if existing else f"no backups in {backups.folder}: take one with {command('backup')}")
         return _timed(GATE_NEWER, started, False, detail)
     # newer than the last migration, and taken at the current head (a backup taken in the same
     # second just before the migration is older than it, even though applied_at has no fraction)

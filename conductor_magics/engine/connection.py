@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ..errors import (
@@ -20,6 +20,7 @@ from ..errors import (
     DatabaseError,
     DatabaseUnavailable,
     UnsupportedByDialect,
+    option,
 )
 
 URL_ENV = "CONDUCTOR_DATABASE_URL"
@@ -271,7 +272,7 @@ def resolve_url(url: str | None, embedded: Path | None) -> tuple[str, str]:
         return env, "environment"
     if embedded is None:
         raise DatabaseError("no database URL and no component for the embedded default",
-                            hint=f"pass --url URL, set {URL_ENV}, or name a component")
+                            hint=f"pass {option('url', 'URL')}, set {URL_ENV}, or name a component")
     return f"sqlite:///{embedded}", "embedded"
 
 
@@ -419,6 +420,16 @@ def connection_of(bind: Engine | Connection) -> Iterator[Connection]:
             yield conn
     else:
         yield bind
+
+
+def table_exists(conn: Connection, name: str) -> bool:
+    """Whether the default schema has table ``name`` (DuckDB asked directly: its
+    inspector sees every schema)."""
+    if conn.dialect.name == "duckdb":
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = :name"), {"name": name}).scalar())
+    return inspect(conn).has_table(name)
 
 
 # --------------------------------------------------------------------------- driver errors

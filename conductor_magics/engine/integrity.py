@@ -55,7 +55,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..errors import ConductorError, UnsupportedByDialect
+from ..errors import ConductorError, UnsupportedByDialect, option
 from .connection import (
     connection_of,
     database_error,
@@ -1090,7 +1090,7 @@ def crud(engine: Engine, table: str | None = None, rows: int = 5) -> pd.DataFram
     rolled back. One row per table: timings, ``ok`` or ``failed`` and the detail."""
     require_reflection(engine, "the CRUD smoke test")
     if rows < 1:
-        raise ConductorError("--rows must be at least 1")
+        raise ConductorError(f"{option('rows')} must be at least 1")
     rng = random.Random(0)
     items: list[_Crud] = []
     with engine.connect() as conn:

@@ -52,7 +52,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.operations import ops as alembic_ops
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import (
@@ -71,16 +70,19 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import quoted_name
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
+from ..errors import command as suggest  # alembic's `command` is imported above
 from ..fsio import atomic_write_bytes
 from .connection import (
     SQLITE_BEGIN_IMMEDIATE,
+    connection_of,
     driver_reason,
     first_line,
     has_transactional_ddl,
     is_driver_error,
     require_reflection,
     scrub,
+    table_exists,
 )
 from .fingerprint import TOOL_TABLES, TableFingerprint, fingerprint_table, user_tables
 from .sample import seed
@@ -92,7 +94,7 @@ FILE_TEMPLATE = ("%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(sec
                  "_%%(rev)s_%%(slug)s")
 HASH_TABLE_NAME = "conductor_revision_hashes"
 assert HASH_TABLE_NAME in TOOL_TABLES  # fingerprints and comparisons leave it out
-NEW_HINT = "create the first revision with `conductor migrate new -m MESSAGE`"
+NEW_HINT = f"create the first revision with {suggest('migrate new', option('m', 'MESSAGE'))}"
 #: how long ``up``/``down`` waits for another migration or writer before giving up unchanged
 LOCK_TIMEOUT_SECONDS = 30
 #: PostgreSQL advisory lock key held by ``up``/``down``: one migration at a time per database
@@ -109,13 +111,49 @@ REVISION_HASHES = Table(
 
 Status = Literal["pass", "fail", "skip"]
 
+# --------------------------------------------------------------------------- migration state
+
+
+def live_heads(bind: Engine | Connection) -> tuple[str, ...]:
+    """The revisions recorded in the database's ``alembic_version`` (sorted; empty when the
+    table is absent or empty): the one reader of a database's migration state."""
+    with connection_of(bind) as conn:
+        if not table_exists(conn, "alembic_version"):
+            return ()
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return tuple(sorted(str(v) for v in rows))
+
+
+def migration_head(bind: Engine | Connection) -> str | None:
+    """The Alembic revision(s) of the database (comma-joined if several heads), or None
+    when none is applied (what backup manifests record and the gate compares)."""
+    return ",".join(live_heads(bind)) or None
+
+
+def last_migration_at(bind: Engine | Connection) -> datetime | None:
+    """When the newest recorded migration was applied: max ``applied_at`` of
+    ``conductor_revision_hashes`` (written by ``migrations.up``); None when absent or empty."""
+    with connection_of(bind) as conn:
+        if not table_exists(conn, HASH_TABLE_NAME):
+            return None
+        values = conn.execute(text(f"SELECT applied_at FROM {HASH_TABLE_NAME}")).scalars().all()
+    stamps = []
+    for value in values:
+        try:
+            stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        except ValueError:
+            continue
+        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return max(stamps, default=None)
+
+
 # --------------------------------------------------------------------------- files written by init()
 
 ENV_PY = '''\
 """Alembic environment for this component's migrations (written by conductor-magics).
 
 The connection and the target schema are handed over at run time through
-``config.attributes`` by ``conductor migrate ...`` / ``%conductor migrate ...``, so
+``config.attributes`` by conductor-magics' migrate step (CLI or notebook), so
 no database URL (and no password) is ever written to a file.
 """
 
@@ -164,7 +202,7 @@ if context.is_offline_mode():
 else:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run these migrations with `conductor migrate up`: "
+        raise RuntimeError("run these migrations with __MIGRATE_UP__: "
                            "it passes the database connection to Alembic")
     context.configure(connection=connection, **options(connection.dialect.name))
     with context.begin_transaction():
@@ -338,8 +376,8 @@ def destructive_downgrade(target: str, losses: list[str]) -> DestructiveDowngrad
     """The refusal of an unconfirmed downgrade to ``target`` that would delete ``losses``."""
     return DestructiveDowngrade(
         f"migrate down {target} would delete data: {'; '.join(losses)}",
-        hint="nothing changed: pass --confirm to run it (a pre-migration backup is taken "
-             "first unless workflow.md says never)")
+        hint=f"nothing changed: pass {option('confirm')} to run it (a pre-migration backup is "
+             "taken first unless workflow.md says never)")
 
 
 # --------------------------------------------------------------------------- the API
@@ -362,7 +400,8 @@ class Migrations:
         if not versions.is_dir():
             versions.mkdir(parents=True, exist_ok=True)
             created = True
-        env_py = ENV_PY.replace("__TOOL_TABLES__", repr(sorted(TOOL_TABLES)))
+        env_py = (ENV_PY.replace("__TOOL_TABLES__", repr(sorted(TOOL_TABLES)))
+                  .replace("__MIGRATE_UP__", suggest("migrate up")))
         for name, content in (("env.py", env_py), ("script.py.mako", SCRIPT_MAKO)):
             path = self.folder / name
             if not path.exists():
@@ -410,8 +449,7 @@ class Migrations:
 
     def _live_heads(self) -> tuple[str, ...]:
         try:
-            with self.engine.connect() as conn:
-                return tuple(MigrationContext.configure(conn).get_current_heads())
+            return live_heads(self.engine)
         except DBAPIError as exc:
             raise DatabaseError(f"cannot read the database's revision: "
                                 f"{first_line(self._url_scrub(str(exc.orig or exc)))}") from None
@@ -437,7 +475,7 @@ class Migrations:
             raise ConductorError(
                 f"the database is at revision {', '.join(heads)}, which is not in "
                 f"{self.folder / 'versions'} ({exc})",
-                hint="restore the missing revision file, or point --url at the right database") from None
+                hint=f"restore the missing revision file, or point {option('url')} at the right database") from None
 
     def history(self) -> pd.DataFrame:
         """One row per revision, oldest first: revision, down_revision, message, file,
@@ -512,9 +550,9 @@ class Migrations:
         except CommandError as exc:
             if not upgrade and not heads:
                 raise ConductorError("nothing to downgrade: no revision is applied to the database",
-                                     hint="see `conductor migrate history`") from None
+                                     hint=f"see {suggest('migrate history')}") from None
             raise ConductorError(f"cannot {'upgrade' if upgrade else 'downgrade'} to {target!r}: "
-                                 f"{exc}", hint="see `conductor migrate history` for revisions") from None
+                                 f"{exc}", hint=f"see {suggest('migrate history')} for revisions") from None
         return [step.revision for step in steps]
 
     def _run_steps(self, conn: Connection, script: ScriptDirectory, target: str, upgrade: bool,
@@ -562,14 +600,14 @@ class Migrations:
             raise UnsupportedByDialect(
                 f"migrate {verb} is not supported on {self.engine.dialect.name}: its DDL is "
                 "not transactional, so a failed revision could leave the database half-migrated",
-                hint="take a backup and run the SQL from `conductor migrate sql` yourself")
+                hint=f"take a backup and run the SQL from {suggest('migrate sql')} yourself")
         done: list[str] = []
         with self._migration_connection(self.engine, lock=True) as conn:
             self._hold(conn, verb)
             try:
                 # read only now that the database is held: a run that waited for another
                 # one sees what that one applied
-                heads = tuple(MigrationContext.configure(conn).get_current_heads())
+                heads = live_heads(conn)
                 self._applied(script, heads)
                 before = ",".join(sorted(heads)) or None
                 plan = self._plan(script, target, heads, upgrade)
@@ -585,7 +623,7 @@ class Migrations:
                 with _one_transaction(conn, denied):
                     self._run_steps(conn, script, target, upgrade, done, record_hashes=True)
                 losses = [] if counts is None else _losses(counts, _measure(conn))
-                after = ",".join(sorted(MigrationContext.configure(conn).get_current_heads()))
+                after = ",".join(live_heads(conn))
                 if losses and not confirm:
                     raise destructive_downgrade(target, losses)
                 if dry_run:
@@ -649,8 +687,8 @@ class Migrations:
             raise ConductorError("a revision needs a message", hint="e.g. -m 'add orders.note'")
         if not empty and not (declared_sql and declared_sql.strip()):
             raise ConductorError("no declared schema to generate a revision from",
-                                 hint="declare it with `conductor schema declare` (or "
-                                      "%%conductor schema), or pass --empty for a hand-written one")
+                                 hint=f"declare it with {suggest('schema declare', cell=True)}, or pass "
+                                      f"{option('empty')} for a hand-written one")
         self.init()
         script = self._script()
         heads = self._heads(script)
@@ -669,8 +707,8 @@ class Migrations:
             operations, created = self._autogenerate(conn, target, message.strip(), write=True)
             if not operations:
                 raise ConductorError("the database at head already matches the declared schema",
-                                     hint="change the declared schema first, or pass --empty for "
-                                          "a data migration")
+                                     hint=f"change the declared schema first, or pass {option('empty')} "
+                                          "for a data migration")
             # try the new revision on the scratch database and see what is still missing
             try:
                 with conn.begin():
@@ -731,7 +769,7 @@ class Migrations:
             if "copy_from" in str(exc) and self.engine.dialect.name == "sqlite":
                 return self._recorded_sql(script, start, end, downgrade)
             raise ConductorError(f"cannot render SQL for {revision_range!r}: {exc}",
-                                 hint="see `conductor migrate history` for revisions") from None
+                                 hint=f"see {suggest('migrate history')} for revisions") from None
         return buffer.getvalue()
 
     def _goes_down(self, script: ScriptDirectory, start: str, end: str) -> bool:
@@ -746,7 +784,7 @@ class Migrations:
                 {s.revision for s in script.get_revisions(end)}
         except CommandError as exc:
             raise ConductorError(f"unknown revision in {start}:{end}: {exc}",
-                                 hint="see `conductor migrate history` for revisions") from None
+                                 hint=f"see {suggest('migrate history')} for revisions") from None
 
     def _recorded_sql(self, script: ScriptDirectory, start: str, end: str, downgrade: bool) -> str:
         statements: list[str] = []
@@ -823,8 +861,8 @@ class Migrations:
                         diff, _ = self._autogenerate(conn, target, "check", write=False)
                     report.results.append(CheckRow(
                         "head matches declared schema", "fail" if diff else "pass",
-                        ("differs: " + "; ".join(diff) + " (create a revision with `conductor "
-                         "migrate new`)") if diff else "no autogenerate difference",
+                        ("differs: " + "; ".join(diff) + f" (create a revision with "
+                         f"{suggest('migrate new')})") if diff else "no autogenerate difference",
                         _since(started)))
                 except Exception as exc:
                     report.results.append(CheckRow("head matches declared schema", "fail",
@@ -844,7 +882,7 @@ class Migrations:
         report.results.append(CheckRow(
             "live database at head", "pass" if ok else "fail",
             f"at {live}" if ok else f"live database at {live or 'base (nothing applied)'}, "
-                                    f"head is {', '.join(heads)}: run `conductor migrate up`",
+                                    f"head is {', '.join(heads)}: run {suggest('migrate up')}",
             _since(started)))
         report.results.append(self._hash_check(script))
         return report
@@ -865,7 +903,7 @@ class Migrations:
         if extra:
             return CheckRow(name, "fail", f"{', '.join(extra)} in the live database, created by no "
                             "revision: drop it, or declare it in schema.sql and create a revision "
-                            "(`conductor migrate new`)", _since(started))
+                            f"({suggest('migrate new')})", _since(started))
         return CheckRow(name, "pass", "no index outside the revisions", _since(started))
 
     def _reason(self, exc: Exception) -> str:
@@ -975,10 +1013,10 @@ class Migrations:
                 pending = [script.get_revision(revision)]
             except CommandError as exc:
                 raise ConductorError(f"unknown revision {revision!r}: {exc}",
-                                     hint="see `conductor migrate history`") from None
+                                     hint=f"see {suggest('migrate history')}") from None
             if pending[0] is None:
                 raise ConductorError(f"unknown revision {revision!r}",
-                                     hint="see `conductor migrate history`")
+                                     hint=f"see {suggest('migrate history')}")
             down = pending[0].down_revision
             start = (down,) if isinstance(down, str) else tuple(down or ())
         report = LintReport(revisions=[s.revision for s in pending])

@@ -56,7 +56,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlglot import exp
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, command, option
 from .connection import driver_reason, require_reflection
 from .fingerprint import TOOL_TABLES
 from .timeouts import statement_timeout
@@ -672,7 +672,7 @@ def check_parents(conn: Connection, selected: list[Table], rows: int) -> None:
                 columns = ", ".join(f"{table.name}.{c.name}" for c in constraint.columns)
                 raise ConductorError(
                     f"cannot seed {table.name}: {columns} references {parent.name}, which has no rows",
-                    hint=f"seed {parent.name} first (`seed {parent.name} --rows N`), or seed both "
+                    hint=f"seed {parent.name} first ({command('seed', parent.name, option('rows', 'N'))}), or seed both "
                          "in one run (name both tables, or seed every table)")
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, text
 from sqlalchemy.pool import StaticPool
 
-from ..errors import DatabaseError, UnsupportedByDialect
+from ..errors import DatabaseError, UnsupportedByDialect, option
 from .connection import driver_reason, make_engine
 
 #: dialects whose scratch database is in memory (one connection, kept by StaticPool)
@@ -37,7 +37,7 @@ def scratch_engine(like: Engine) -> Iterator[Engine]:
     else:
         raise UnsupportedByDialect(
             f"scratch databases are not supported on {dialect}",
-            hint="validate against SQLite or PostgreSQL, or point --url at a throw-away database")
+            hint=f"validate against SQLite or PostgreSQL, or point {option('url')} at a throw-away database")
 
 
 @contextmanager

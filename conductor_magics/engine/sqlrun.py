@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, exc
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from .connection import driver_reason, first_line, scrub, statement_error
 from .schema import split_statements
 from .timeouts import statement_timeout
@@ -237,7 +237,7 @@ def _set_isolation(conn: Connection, level: str) -> Connection:
     if dialect == "duckdb":
         raise UnsupportedByDialect(f"isolation level {level.lower()} is not supported on duckdb: DuckDB "
                                    "has one isolation level (snapshot isolation) and no way to choose one",
-                                   hint="run the transaction without --isolation")
+                                   hint=f"run the transaction without {option('isolation')}")
     try:
         allowed = conn.dialect.get_isolation_level_values(conn.connection.dbapi_connection)
     except (NotImplementedError, exc.SQLAlchemyError):

@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from ..errors import ConductorError, DatabaseError
+from ..errors import ConductorError, DatabaseError, option
 from .connection import error_causes
 
 #: seconds a statement may run when nothing else is configured
@@ -63,7 +63,7 @@ class StatementTimeout(DatabaseError):
     """A statement ran longer than the timeout and was stopped; its transaction rolled back."""
 
 
-def parse_seconds(value: Any, source: str = "--timeout") -> float:
+def parse_seconds(value: Any, source: str = option("timeout")) -> float:
     """``value`` as a number of seconds (0 = no limit); ConductorError when it is not one."""
     try:
         seconds = float(value)
@@ -71,7 +71,7 @@ def parse_seconds(value: Any, source: str = "--timeout") -> float:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds < 0:
         raise ConductorError(f"{source} takes a number of seconds (0 = no limit), got {value!r}",
-                             hint="e.g. --timeout 60")
+                             hint=f"e.g. {option('timeout', '60')}")
     return seconds
 
 
@@ -242,8 +242,8 @@ class _Guard:
                              if self.statement else "statement")
         return StatementTimeout(
             f"statement timed out after {self.seconds:g} s ({what})",
-            hint="stopped and rolled back, nothing was changed; raise --timeout SECONDS "
-                 "(%config Conductor.statement_timeout; 0 = no limit) or make it faster")
+            hint=f"stopped and rolled back, nothing was changed; raise {option('timeout', 'SECONDS')} "
+                 "(0 = no limit) or make it faster")
 
     def translate(self, exc: BaseException) -> BaseException | None:
         """What the step should raise instead of ``exc``: StatementTimeout when the bound

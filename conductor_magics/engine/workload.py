@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from ..errors import ConductorError
+from ..errors import ConductorError, option
 from .connection import connection_of
 from .timeouts import statement_timeout
 
@@ -239,7 +239,7 @@ def _first_words(sql: str, limit: int = 60) -> str:
 
 def _cannot_draw(name: str, sql: str, reason: str) -> ConductorError:
     return ConductorError(f"cannot draw a value for :{name} in `{_first_words(sql)}`: {reason}",
-                          hint=f"bind :{name} explicitly (e.g. --param {name}=VALUE)")
+                          hint=f"bind :{name} explicitly (e.g. {option('param', name + '=VALUE')})")
 
 
 def _filters_on(select: exp.Select, alias: str, columns_of) -> list[exp.Expression]:

@@ -40,16 +40,19 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
 
 @dataclass
 class StepResult:
-    """An engine step's outcome: a one-line summary, JSON data, tables and Markdown."""
+    """An engine step's outcome: a one-line summary, JSON data, tables and Markdown.
+
+    It satisfies :class:`~conductor_magics.results.Result`; the notebook edge renders it
+    (tables, the Markdown, a benchmark's styled table and plot from ``value``).
+    """
 
     summary: str
     data: dict[str, Any] = field(default_factory=dict)
     frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     markdown: str | None = None
     exit_code: int = 0
-    #: matplotlib figures (benchmark distributions) for the notebook; not in JSON
-    figures: list[Any] = field(default_factory=list)
-    #: the engine's own result object (BenchResult, AdviceReport) for the notebook
+    #: the engine's own result object (BenchResult, AdviceReport): plain data the
+    #: notebook keeps in the kernel (``bench_result``) and renders; not in JSON
     value: Any = None
     #: the plain-text form, when the engine's report has a better one than the tables
     text: str | None = None

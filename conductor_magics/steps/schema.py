@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConductorError, DatabaseError
+from ..errors import ConductorError, DatabaseError, command, option
 from ..workspace.files import atomic_write_bytes
 from ..workspace.workflow import AUTOMATIC
 from .context import ComponentDatabase, StepResult
@@ -23,7 +23,8 @@ def schema_declare(db: ComponentDatabase, sql: str, apply: bool = False) -> Step
         raise ConductorError(
             "--apply needs workflow.md to say migrations are automatic "
             f"(it says {prefs.migrations})", path=db.workflow_path,
-            hint="use versioned migrations: conductor migrate new -m MESSAGE, then migrate up")
+            hint=f"use versioned migrations: {command('migrate new', option('m', 'MESSAGE'))}, "
+                 f"then {command('migrate up')}")
     try:
         report = validate(sql, db.engine)  # bad DDL raises here: nothing written
     except DatabaseError as exc:  # the DDL is the user's input: exit 2, not 1
@@ -82,7 +83,7 @@ def schema_show(db: ComponentDatabase, live: bool = False) -> StepResult:
     sql = db.declared_sql()
     if sql is None:
         raise ConductorError(f"no declared schema at {db.declared_path}",
-                             hint="declare it with %%conductor schema or conductor schema declare --file F")
+                             hint=f"declare it with {command('schema declare', cell=True)}")
     return _schema_result(db, validate(sql, db.engine), f"declared schema ({db.declared_path})")
 
 

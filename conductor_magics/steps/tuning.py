@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..engine.timeouts import StatementTimeout, statement_timeout
 from ..engine.workload import Query, check_name, parse_workload, upsert
-from ..errors import ConductorError, DatabaseError
+from ..errors import ConductorError, DatabaseError, command, option
 from ..fsio import pid_alive, read_utf8
 from ..workspace.files import atomic_write_bytes, ensure_gitignore
 from ..workspace.intents import interrupted_advise
@@ -65,7 +65,7 @@ def require_workload(db: ComponentDatabase, source: str | None) -> list[Query]:
     if not queries:
         raise ConductorError(
             f"{db.component.id}: no workload queries found ({source or 'workload.sql or the spec'})",
-            hint="record one with a %%conductor query NAME cell (conductor query NAME --file F), "
+            hint=f"record one with {command('query NAME', cell=True)}, "
                  "or add SQL blocks under '## Query Patterns' in spec.md")
     return queries
 
@@ -77,7 +77,7 @@ def find_query(db: ComponentDatabase, name: str, source: str | None = None) -> Q
             return query
     known = ", ".join(q.name for q in queries) or "none"
     raise ConductorError(f"{db.component.id}: no workload query named '{name}' (known: {known})",
-                         hint="record it with a %%conductor query NAME cell")
+                         hint=f"record it with {command('query NAME', cell=True)}")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -258,7 +258,8 @@ def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = Fa
     queries = require_workload(db, source)
     if apply and db.declared_sql() is None and not _intent_path(db).is_file():
         raise ConductorError(f"--apply needs a declared schema at {db.declared_path}",
-                             hint="declare the schema first (%%conductor schema), then advise --apply")
+                             hint=f"declare the schema first ({command('schema declare', cell=True)}), then "
+                                  f"{command('advise', option('apply'))}")
     finished = finish_interrupted_apply(db) if apply else None
     report = run_advisor(db.engine, queries, min_gain=min_gain, use_hypopg=use_hypopg, seed=seed,
                          progress=db.progress, timeout=db.timeout)
@@ -324,7 +325,7 @@ def _read_intent(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ConductorError(f"cannot read the advise --apply intent {path}: {exc}", path=path,
                              hint="remove the file if no advise --apply runs, then check "
-                                  "`conductor migrate check`") from None
+                                  f"{command('migrate check')}") from None
 
 
 def _write_intent(path: Path, intent: dict[str, Any]) -> None:
@@ -550,6 +551,6 @@ def abandon_interrupted_apply(db: ComponentDatabase) -> str:
         raise ConductorError(
             f"{db.component.id}: the interrupted advise --apply already upgraded the database "
             f"to revision {revision}", path=path,
-            hint="finish it with `conductor advise --apply`, or `conductor migrate down` first "
-                 "and then --abandon")
+            hint=f"finish it with {command('advise', option('apply'))}, or "
+                 f"{command('migrate down')} first and then {command('advise', option('abandon'))}")
     return _settle(db, path, intent, finish=False)

@@ -25,7 +25,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..engine.connection import database_boundary
-from ..errors import ChecksFailed, ConductorError
+from ..errors import ChecksFailed, ConductorError, notebook_words
 from ..reports import VerifyResult
 from ..session import Session
 
@@ -33,7 +33,7 @@ ICONS = {"pass": "✔", "fail": "✘", "skip": "–"}
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return notebook_words(" ".join(str(exc).split()))
 
 
 class _CheckRow(w.HBox):
@@ -44,7 +44,7 @@ class _CheckRow(w.HBox):
             w.Label(ICONS.get(check.status, "?"), layout=w.Layout(width="1.5em")),
             w.HTML(f"<b>{escape(check.name)}</b>", layout=w.Layout(width="auto")),
             w.Label(f"{check.seconds:.2f} s", layout=w.Layout(width="auto")),
-            w.Label(check.detail or "", layout=w.Layout(width="auto")),
+            w.Label(notebook_words(check.detail or ""), layout=w.Layout(width="auto")),
         ]
         self.waive: w.Text | None = None
         if check.status == "fail":

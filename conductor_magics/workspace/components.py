@@ -188,9 +188,13 @@ class Workspace:
         for component in self.components():
             if component.id == storage_id:
                 return component
+        raise self.no_component(f"no component '{storage_id}' in {self.dir}")
+
+    def no_component(self, message: str) -> ComponentNotFound:
+        """The one error for a component id that names nothing, or for no id where none
+        can be chosen: one line that lists the known ids (exit 2)."""
         known = ", ".join(c.id for c in self.components()) or "none"
-        raise ComponentNotFound(f"no component '{storage_id}' in {self.dir}",
-                                hint=f"known components: {known}")
+        return ComponentNotFound(message, hint=f"known components: {known}")
 
     def write_status(self, component: Component, status: str | None, moment: datetime) -> None:
         """Set a component's status (and move its updated timestamps) in metadata.json and

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_engine_backup import seeded, set_manifest
+from helpers.backups import seeded, set_manifest
 
 from conductor_magics.engine.backup import Backups, Manifest
 from conductor_magics.engine.connection import make_engine

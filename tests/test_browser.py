@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from browser_lab import Lab, kernel_idle, wait_for_kernel
+from helpers.browser_lab import Lab, kernel_idle, wait_for_kernel
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, without_phase_kind_locks
+from helpers.workspace import EXAMPLE, without_phase_kind_locks
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks

@@ -23,8 +23,8 @@ from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
-from sample_ddl import V1
-from support import PgToolWatcher
+from helpers.sample_ddl import V1
+from helpers.support import PgToolWatcher
 
 from conductor_magics.cli import main
 from conductor_magics.engine.backup import pg_tool_connection

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.support import hand_written
 from sqlalchemy import inspect, text
-from support import hand_written
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint, schema_snapshot

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from adversarial.hostile import conductor, one_line_error
-from sample_ddl import V1
+from helpers.hostile import conductor, one_line_error
+from helpers.sample_ddl import V1
 
 from conductor_magics.engine.connection import database_error, driver_reason, failure_kind
 from conductor_magics.errors import DatabaseUnavailable

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1
+from helpers.sample_ddl import V1
 
 CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 ORDERS = Path("storage-conductor/storages/orders_db")

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1, V2
+from helpers.sample_ddl import V1, V2
 
 from conductor_magics.engine.sample import seed
 from conductor_magics.session import Session

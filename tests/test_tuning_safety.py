@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from adversarial.hostile import CONDUCTOR, conductor, env
+from helpers.hostile import CONDUCTOR, conductor, env
+from helpers.orders import make_orders
+from helpers.sample_ddl import ORDER_LIST
+from helpers.sample_ddl import TUNING_SCHEMA as SCHEMA
 from sqlalchemy import create_engine, inspect, text
-from test_tuning_cli import ORDER_LIST, SCHEMA
 
 from conductor_magics.steps.tuning import TEST_PAUSE_ENV
 from conductor_magics.workspace.intents import ADVISE_INTENT
@@ -39,7 +41,7 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Path:
     """A project with customers and orders migrated, seeded and one workload query."""
-    from conftest import EXAMPLE
+    from helpers.workspace import EXAMPLE
 
     base = tmp_path_factory.mktemp("seeded")
     project = base / "project"
@@ -276,8 +278,6 @@ def test_a_killed_bench_never_leaves_its_candidate_index(url_for, dialect):
     """Issue 10 item 7: SIGKILL `bench --index` at random moments (20 runs): the candidate
     indexes are built inside the run's transaction, never committed, so none is left and
     the next run does not take one for an index that was there before."""
-    from test_engine_bench import make_orders
-
     from conductor_magics.engine.bench import benchmark
 
     url = url_for(dialect)

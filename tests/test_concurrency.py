@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.cli import conductor
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
@@ -71,8 +72,7 @@ def check_workspace(project: Path, original_plan: bytes) -> None:
     assert [(r.id, r.status) for r in tracks.rows] == [("orders_db", "In Progress"),
                                                        ("customer_events", "Planning")]
     assert list(ws.rglob(".*.conductor-tmp-*")) == []
-    lint = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
-                          text=True, env=_env(), timeout=60, check=False)
+    lint = conductor("lint", root=project, env=_env())
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -74,7 +74,7 @@ def _in_process(args: list[str], *, cwd: Path | None, env: dict[str, str], stdin
                 umask: int | None) -> subprocess.CompletedProcess:
     from conductor_magics import cli
 
-    with _process_state(cwd, env, umask), _captured(stdin) as (out, err):
+    with _captured(stdin) as (out, err), _process_state(cwd, env, umask):
         try:
             code = cli.main(list(args))
         except SystemExit as exc:
@@ -96,15 +96,17 @@ def _exit_status(exc: SystemExit) -> int:
 
 @contextlib.contextmanager
 def _process_state(cwd: Path | None, env: dict[str, str], umask: int | None):
-    """Working folder, environment, umask and bytecode writing as a child would have them;
-    everything restored afterwards."""
+    """Working folder, environment (TMPDIR included), umask and bytecode writing as a child
+    would have them; everything restored afterwards."""
     saved_env = dict(os.environ)
+    saved_tempdir = tempfile.tempdir
     saved_cwd = os.getcwd()
     saved_bytecode = sys.dont_write_bytecode
     saved_umask = None if umask is None else os.umask(umask)
     os.environ.clear()
     os.environ.update(env)
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    tempfile.tempdir = None  # found again from $TMPDIR, as a new process would
     try:
         if cwd is not None:
             os.chdir(cwd)
@@ -114,6 +116,7 @@ def _process_state(cwd: Path | None, env: dict[str, str], umask: int | None):
         os.environ.clear()
         os.environ.update(saved_env)
         sys.dont_write_bytecode = saved_bytecode
+        tempfile.tempdir = saved_tempdir
         if saved_umask is not None:
             os.umask(saved_umask)
 

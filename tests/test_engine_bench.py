@@ -30,24 +30,23 @@ from conductor_magics.errors import ConductorError, DatabaseError, UnsupportedBy
 BY_CUSTOMER = "SELECT id, amount FROM orders WHERE customer_id = :cid"
 CUSTOMER_INDEX = "CREATE INDEX ix_orders_customer_id ON orders (customer_id)"
 AMOUNT_INDEX = "CREATE INDEX ix_orders_amount ON orders (amount)"
-DIALECTS = ["sqlite", "postgresql"]
 #: small runs: the verdicts tested here are about 10×–100× differences
 QUICK = {"repeat": 12, "warmup": 1, "insert_rows": 200}
 
 
-@pytest.fixture(params=DIALECTS)
-def orders(request, url_for):
-    engine = make_orders(url_for(request.param))
+@pytest.fixture
+def orders(db_url):
+    engine = make_orders(db_url)
     try:
         yield engine
     finally:
         engine.dispose()
 
 
-@pytest.fixture(params=DIALECTS)
-def small_orders(request, url_for):
+@pytest.fixture
+def small_orders(db_url):
     """The same schema with 2,000 rows: for refusals, which never time anything."""
-    engine = make_orders(url_for(request.param), rows=2_000)
+    engine = make_orders(db_url, rows=2_000)
     try:
         yield engine
     finally:

@@ -135,18 +135,23 @@ class Child:
         os.kill(self.pid, 9)
 
     def wait(self) -> int:
-        """Reap the child; its exit code (negative: the signal that ended it)."""
+        """Wait for the child to end and reap it; its exit code (negative: the signal that
+        ended it). Polls, so the forker stays free to start other children meanwhile."""
+        while self.returncode is None and self._state() not in ("Z", None):
+            time.sleep(0.002)
         if self.returncode is None:
             self.returncode = self.forker._ask({"op": "wait", "pid": self.pid})["code"]
         return self.returncode
 
     def poll(self) -> int | None:
         """None while the child runs (a zombie counts as ended)."""
-        if self.returncode is not None:
-            return self.returncode
+        if self.returncode is None and self._state() not in ("Z", None):
+            return None
+        return self.wait()
+
+    def _state(self) -> str | None:
         try:
             with open(f"/proc/{self.pid}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
+                return stat.read().rsplit(")", 1)[1].split()[0]
         except FileNotFoundError:
-            return self.wait()
-        return self.wait() if state == "Z" else None
+            return None

@@ -1,4 +1,7 @@
-"""Shared fixtures: a fresh copy of the example workspace per test."""
+"""Shared fixtures: a fresh copy of the example workspace per test, one PostgreSQL cluster per
+session (per xdist worker), the per-dialect database fixtures, JupyterLab/Chromium and the
+IPython shell. Plain helpers (the CLI runner, sample schemas, ...) live in tests/helpers/;
+test modules import from there, never from each other or from this file."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.workspace import EXAMPLE, without_phase_kind_locks
 from hypothesis import settings
 
 # CI runs the same examples every time (a red run does not land: no chance failures there);
@@ -15,10 +19,6 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project folder holding a copy of the example storage-conductor/ workspace."""
@@ -26,16 +26,6 @@ def project(tmp_path: Path) -> Path:
     project.mkdir()
     shutil.copytree(EXAMPLE, project / "storage-conductor")
     return project
-
-
-def without_phase_kind_locks(workspace: Path) -> None:
-    """Drop workflow.md's testing-approach line, so schema-first does not lock the
-    implementation phases: for tests of the write machinery, not of the gates."""
-    workflow = workspace / "workflow.md"
-    lines = workflow.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if "testing approach" not in line.lower()]
-    assert len(kept) == len(lines) - 1
-    workflow.write_text("".join(kept), encoding="utf-8")
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def unlocked_project(project: Path) -> Path:
 @pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL cluster started for this test session (never skipped)."""
-    from postgres_server import start_server
+    from helpers.postgres_server import start_server
 
     server = start_server()
     try:
@@ -75,7 +65,7 @@ def pg_url(pg_server) -> str:
 @pytest.fixture
 def lab(tmp_path: Path):
     """A real JupyterLab serving an empty project folder (``lab.root_dir``); stopped by PID."""
-    from browser_lab import start_lab
+    from helpers.browser_lab import start_lab
 
     root = tmp_path / "lab-project"
     root.mkdir()
@@ -89,7 +79,7 @@ def lab(tmp_path: Path):
 @pytest.fixture
 def browser_page(tmp_path: Path):
     """A Playwright page in headless Debian Chromium with a new, empty user-data dir."""
-    from browser_lab import CHROMIUM, CHROMIUM_ARGS, require_tools
+    from helpers.browser_lab import CHROMIUM, CHROMIUM_ARGS, require_tools
 
     require_tools()
     from playwright.sync_api import sync_playwright
@@ -121,6 +111,31 @@ def url_for(request, tmp_path: Path):
     return make
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dialect(request) -> str:
+    """The dialect of a per-dialect test: sqlite, then postgresql. A module that covers
+    duckdb too overrides this fixture with its own ``params``."""
+    return request.param
+
+
+@pytest.fixture
+def db_url(dialect: str, url_for) -> str:
+    """A fresh, empty database of ``dialect`` (see url_for)."""
+    return url_for(dialect)
+
+
+@pytest.fixture
+def db_engine(db_url: str):
+    """An engine on ``db_url``, disposed afterwards."""
+    from conductor_magics.engine.connection import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 # --------------------------------------------------------------------------- IPython shell
 
 
@@ -143,12 +158,3 @@ def ip(shell, project: Path, monkeypatch):
         shell.run_line_magic("config", f"Conductor.{setting}")
     shell.user_ns.pop("conductor", None)
     return shell
-
-
-def run_cell(ip, source: str):
-    """Run a cell in the shell; returns (captured output, execution result)."""
-    from IPython.utils.capture import capture_output
-
-    with capture_output() as cap:
-        result = ip.run_cell(source)
-    return cap, result

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_engine_backup import seeded, set_manifest
+from helpers.backups import seeded, set_manifest
 
 from conductor_magics.engine.backup import CHECK_PRESENT, CHECK_SHA256, Backups
 from conductor_magics.engine.connection import make_engine

@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_engine_backup import seeded, set_manifest
+from helpers.backups import seeded, set_manifest
+from helpers.cli import conductor
 
 from conductor_magics.engine.backup import Backups, Manifest
 from conductor_magics.engine.connection import make_engine
@@ -199,9 +200,7 @@ for _ in sys.stdin:
 
 
 def _cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-    proc = subprocess.run([str(CONDUCTOR), "--root", str(project), *args, "--id", "orders_db"],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    proc = conductor(*args, "--id", "orders_db", root=project, cwd=Path.cwd())
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, (args, proc.stdout, proc.stderr)
     return proc
 

@@ -1,4 +1,4 @@
-"""Malformed workspaces and bad command lines, run through the real ``conductor`` CLI.
+"""Malformed workspaces and bad command lines, run through the ``conductor`` CLI (in process).
 
 Every case must end with the right exit code (2 bad input, 1 failed check or closed
 gate), one clear message on stderr naming the file (and line where there is one), no
@@ -12,25 +12,18 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-CONDUCTOR = Path(sys.executable).parent / "conductor"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "CONDUCTOR_ROOT"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+from helpers.cli import clean_env
+from helpers.cli import conductor as run_conductor
 
 
 def conductor(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CONDUCTOR), "--root", str(root), *args], capture_output=True,
-                          text=True, env=_env(), cwd=cwd or root, timeout=60, check=False)
+    return run_conductor(*args, root=root, cwd=cwd, env=clean_env(PYTHONDONTWRITEBYTECODE="1"),
+                         timeout=60)
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -15,7 +15,11 @@ import shutil
 import time
 from pathlib import Path
 
-from browser_lab import Lab, kernel_idle, wait_for_kernel
+import pytest
+from helpers.browser_lab import Lab, kernel_idle, wait_for_kernel
+
+# Under pytest-xdist both tests run on the same worker: one JupyterLab + Chromium at a time.
+pytestmark = pytest.mark.xdist_group("browser")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"

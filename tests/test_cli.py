@@ -1,42 +1,35 @@
-"""The ``conductor`` CLI through real subprocesses on a copy of the example workspace."""
+"""The ``conductor`` CLI on a copy of the example workspace: in process (``cli.main``) for the
+behaviour, and through the real console script for a few smoke tests of the entry point
+itself (help and exit codes, --json, $CONDUCTOR_ROOT and discovery from the working folder)."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-CONDUCTOR = Path(sys.executable).parent / "conductor"
+from helpers.cli import clean_env, conductor
 
 COMPONENT_KEYS = ["id", "title", "status", "storage_type", "backend", "tasks_total", "tasks_done",
                   "subtasks_total", "subtasks_done", "current_phase", "next_task", "problems"]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "CONDUCTOR_ROOT"}
-    env.update(extra)
-    return env
-
-
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(CONDUCTOR), *args], capture_output=True, text=True,
-                          env=env or _env(), cwd=cwd, timeout=60, check=False)
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        real: bool = False) -> subprocess.CompletedProcess:
+    proc = conductor(*args, cwd=cwd, env=env, timeout=60, real=real)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return run("--root", str(root), *args, cwd=root)
+def cli(root: Path, *args: str, real: bool = False) -> subprocess.CompletedProcess:
+    return run("--root", str(root), *args, cwd=root, real=real)
 
 
-def cli_json(root: Path, *args: str, code: int = 0):
-    proc = cli(root, *args, "--json")
+def cli_json(root: Path, *args: str, code: int = 0, real: bool = False):
+    proc = cli(root, *args, "--json", real=real)
     assert proc.returncode == code, (args, proc.returncode, proc.stdout, proc.stderr)
     return json.loads(proc.stdout)
 
@@ -101,8 +94,8 @@ def tick_randomly(plan: Path, rng: random.Random, share: float) -> None:
     plan.write_bytes(b"\n".join(lines))
 
 
-def check_status(root: Path) -> dict:
-    data = cli_json(root, "status")
+def check_status(root: Path, real: bool = False) -> dict:
+    data = cli_json(root, "status", real=real)
     assert list(data) == ["components", "problems"]
     assert data["problems"] == []
     ws = root / "storage-conductor"
@@ -129,7 +122,8 @@ def check_status(root: Path) -> dict:
 
 
 def test_status_json_matches_an_independent_count(project: Path) -> None:
-    data = check_status(project)
+    """Smoke test of --json through the real console script."""
+    data = check_status(project, real=True)
     orders, events = data["components"]
     # Spot-check the reference itself against numbers read off the example by hand.
     assert (orders["tasks_total"], orders["subtasks_total"]) == (38, 23)
@@ -195,47 +189,49 @@ def _status_ids(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_root_env_and_discovery(project: Path, tmp_path: Path) -> None:
+    """Smoke test of the real console script's environment and working folder."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     expected = ["orders_db", "customer_events"]
     # --root: the project folder, or the storage-conductor folder itself.
-    assert _status_ids(run("--root", str(project), "status", "--json", cwd=elsewhere)) == expected
+    assert _status_ids(run("--root", str(project), "status", "--json", cwd=elsewhere, real=True)) == expected
     assert _status_ids(run("status", "--json", "--root", str(project / "storage-conductor"),
-                           cwd=elsewhere)) == expected
+                           cwd=elsewhere, real=True)) == expected
     # $CONDUCTOR_ROOT
-    env = _env(CONDUCTOR_ROOT=str(project))
-    assert _status_ids(run("status", "--json", cwd=elsewhere, env=env)) == expected
+    env = clean_env(CONDUCTOR_ROOT=str(project))
+    assert _status_ids(run("status", "--json", cwd=elsewhere, real=True, env=env)) == expected
     # discovery by walking up from a nested folder, inside and outside the workspace
     nested = project / "src" / "pkg" / "deeper"
     nested.mkdir(parents=True)
-    assert _status_ids(run("status", "--json", cwd=nested)) == expected
+    assert _status_ids(run("status", "--json", cwd=nested, real=True)) == expected
     inside = project / "storage-conductor" / "storages" / "orders_db"
-    assert _status_ids(run("status", "--json", cwd=inside)) == expected
+    assert _status_ids(run("status", "--json", cwd=inside, real=True)) == expected
     # nothing to find: a clear error, exit 2
-    proc = run("status", cwd=elsewhere)
+    proc = run("status", cwd=elsewhere, real=True)
     assert proc.returncode == 2 and "storage-conductor" in proc.stderr, proc.stderr
     # --root wins over $CONDUCTOR_ROOT
-    bad_env = _env(CONDUCTOR_ROOT=str(elsewhere))
-    assert _status_ids(run("--root", str(project), "status", "--json", cwd=elsewhere,
+    bad_env = clean_env(CONDUCTOR_ROOT=str(elsewhere))
+    assert _status_ids(run("--root", str(project), "status", "--json", cwd=elsewhere, real=True,
                            env=bad_env)) == expected
-    proc = run("status", cwd=nested, env=bad_env)
+    proc = run("status", cwd=nested, real=True, env=bad_env)
     assert proc.returncode == 2 and "CONDUCTOR_ROOT" in proc.stderr, proc.stderr
     # a write through discovery lands in the discovered workspace
-    assert run("task", "done", "customer_events", "1.1.1", cwd=nested).returncode == 0
+    assert run("task", "done", "customer_events", "1.1.1", cwd=nested, real=True).returncode == 0
     plan = (project / "storage-conductor/storages/customer_events/plan.md").read_text()
     assert "  - [x] Restrict kind to the six documented event kinds" in plan
 
 
 def test_help_exits_zero(project: Path) -> None:
-    top = run("--help", cwd=project)
+    """Smoke test of the real console script: help, and exit 2 without a command."""
+    top = run("--help", cwd=project, real=True)
     assert top.returncode == 0 and "usage" in top.stdout.lower()
     for command in ("status", "implement", "task", "verify", "complete", "lint"):
         assert command in top.stdout
-    task = run("task", "--help", cwd=project)
+    task = run("task", "--help", cwd=project, real=True)
     assert task.returncode == 0
     for action in ("done", "undo", "start", "skip", "block", "--force"):
         assert action in task.stdout
-    none = run(cwd=project)
+    none = run(cwd=project, real=True)
     assert none.returncode == 2 and none.stderr.strip(), none.stderr
 
 

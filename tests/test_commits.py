@@ -11,11 +11,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.cli import conductor as run_conductor
 
 from conductor_magics.commits import Repository, commit_task, phase_name
 from conductor_magics.session import Session
@@ -29,7 +29,6 @@ from conductor_magics.workspace.workflow import (
     parse_workflow,
 )
 
-CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 NOW = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
 WS = "storage-conductor"
 ORDERS = f"{WS}/storages/orders_db"
@@ -138,8 +137,7 @@ def heading(project: Path, component: str, number: int) -> str:
 
 
 def conductor(project: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([CONDUCTOR, "--root", str(project), *args], capture_output=True, text=True,
-                          cwd=project, timeout=120, check=False)
+    proc = run_conductor(*args, root=project, timeout=120)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc
 

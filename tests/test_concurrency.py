@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.cli import conductor
+from helpers.processes import Forker
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
@@ -71,8 +73,7 @@ def check_workspace(project: Path, original_plan: bytes) -> None:
     assert [(r.id, r.status) for r in tracks.rows] == [("orders_db", "In Progress"),
                                                        ("customer_events", "Planning")]
     assert list(ws.rglob(".*.conductor-tmp-*")) == []
-    lint = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
-                          text=True, env=_env(), timeout=60, check=False)
+    lint = conductor("lint", root=project, env=_env())
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -111,9 +112,12 @@ def test_session_writers_lose_no_tick(unlocked_project: Path, tmp_path: Path, wo
 
 
 @pytest.mark.slow
-def test_cli_writers_lose_no_tick(unlocked_project: Path) -> None:
+def test_cli_writers_lose_no_tick(unlocked_project: Path, tmp_path: Path) -> None:
+    """Two sequences of `conductor task done` processes, odd- and even-numbered tasks (each a
+    real process, forked from a warm one so that they overlap in their writes, not in
+    Python's start-up)."""
     project = unlocked_project
-    """Two sequences of `conductor task done` processes, odd- and even-numbered tasks."""
+    forker = Forker(tmp_path, ["conductor_magics.cli", "conductor_magics.session"])
     plan_path = project / "storage-conductor" / "storages" / "orders_db" / "plan.md"
     original = plan_path.read_bytes()
     numbers = [n for n, name, _s in item_numbers(plan_path) if "Verification" not in name]
@@ -125,11 +129,10 @@ def test_cli_writers_lose_no_tick(unlocked_project: Path) -> None:
     def tick_all(share: list[str]) -> None:
         barrier.wait()
         for number in share:
-            proc = subprocess.run([str(CONDUCTOR), "--root", str(project), "task", "done",
-                                   "orders_db", number], capture_output=True, text=True,
-                                  env=_env(), timeout=60, check=False)
-            if proc.returncode != 0 or "Traceback" in proc.stderr:
-                failures.append(f"{number}: {proc.returncode} {proc.stderr}")
+            child = forker.start(argv=["--root", str(project), "task", "done", "orders_db", number],
+                                 env=_env())
+            if child.wait() != 0 or "Traceback" in child.output():
+                failures.append(f"{number}: {child.returncode} {child.output()}")
 
     threads = [threading.Thread(target=tick_all, args=(share,)) for share in shares]
     started = time.monotonic()
@@ -137,6 +140,7 @@ def test_cli_writers_lose_no_tick(unlocked_project: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    forker.close()
     assert not any(t.is_alive() for t in threads), "a writer hung"
     assert failures == []
     assert time.monotonic() - started < 120

@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, without_phase_kind_locks
+from helpers.cli import conductor
+from helpers.workspace import EXAMPLE, without_phase_kind_locks
 
 from conductor_magics.workspace.plan import parse_plan
 from conductor_magics.workspace.tracks import read_tracks
-
-CONDUCTOR = Path(sys.executable).parent / "conductor"
 
 MIN_TICKS = 300
 MIN_KILLS = 30
@@ -185,14 +184,12 @@ def test_sigkill_never_leaves_half_a_file(tmp_path: Path) -> None:
         assert match, path
         assert int(match[2]) in dead_pids, path
 
-    lint = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
-                          text=True, env=_env(), timeout=60, check=False)
+    lint = conductor("lint", root=project, env=_env())
     assert lint.returncode == 1, lint.stdout + lint.stderr
     for path in stale:
         assert f"{path.resolve()}: warning: temporary file" in lint.stdout, lint.stdout
 
-    fix = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint", "--fix", "--json"],
-                         capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    fix = conductor("lint", "--fix", "--json", root=project, env=_env())
     assert "Traceback" not in fix.stdout + fix.stderr
     report = json.loads(fix.stdout)
     assert all(p["code"] != "stale-temp-file" for p in report["problems"]), report
@@ -201,8 +198,7 @@ def test_sigkill_never_leaves_half_a_file(tmp_path: Path) -> None:
     # Whatever a kill between two files left (tracks.md behind metadata.json) is fixed too.
     assert fix.returncode == 0, fix.stdout
 
-    again = subprocess.run([str(CONDUCTOR), "--root", str(project), "lint"], capture_output=True,
-                           text=True, env=_env(), timeout=60, check=False)
+    again = conductor("lint", root=project, env=_env())
     assert again.returncode == 0, again.stdout
     assert "temporary file" not in again.stdout
     checker.check("after lint --fix")

@@ -23,10 +23,10 @@ from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
-from sample_ddl import V1
-from support import PgToolWatcher
+from helpers.cli import conductor
+from helpers.sample_ddl import V1
+from helpers.support import PgToolWatcher
 
-from conductor_magics.cli import main
 from conductor_magics.engine.backup import pg_tool_connection
 from conductor_magics.engine.connection import install_hint, libpq_params, make_engine, mask, scrub
 from conductor_magics.errors import BadDatabaseURL, UnsupportedByDialect
@@ -217,12 +217,12 @@ E2E_FORMS = ["userinfo", "query", "userinfo encoded", "userinfo unencoded", "que
 
 
 class Runner:
-    """Runs the CLI's ``main`` in this process (as the console script does) with a form's
-    URL; keeps every output for the scan. pg_dump / pg_restore and git are real processes."""
+    """Runs the CLI in this process (helpers.cli: output caught at the descriptors, so
+    pg_dump's and pg_restore's too) with a form's URL; keeps every output for the scan.
+    pg_dump / pg_restore and git are real processes."""
 
-    def __init__(self, project: Path, form: Form, capsys, monkeypatch, home: Path):
+    def __init__(self, project: Path, form: Form, monkeypatch, home: Path):
         self.project, self.form, self.outputs = project, form, []
-        self.capsys = capsys
         for name in [k for k in os.environ if k.startswith(("CONDUCTOR_", "PG", "GIT_"))]:
             monkeypatch.delenv(name)
         for name, value in dict(HOME=str(home), GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1",
@@ -232,11 +232,9 @@ class Runner:
 
     def __call__(self, *args: str, expect: int | None = 0, url: str | None = None,
                  with_url: bool = True) -> str:
-        argv = ["--root", str(self.project), *args]
-        if with_url:
-            argv += ["--url", url or self.form.url]
-        code = main(argv)
-        out, err = self.capsys.readouterr()
+        argv = [*args, *(["--url", url or self.form.url] if with_url else [])]
+        proc = conductor(*argv, root=self.project, env=dict(os.environ))
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
         self.outputs.append(f"$ {args}\n{out}\n{err}")
         assert expect is None or code == expect, \
             (self.form.name, args, code, scrub(out[-1500:] + err[-1500:], self.form.url))
@@ -250,11 +248,11 @@ class Runner:
 
 @pytest.mark.parametrize("name", E2E_FORMS)
 def test_no_credential_form_leaks_through_any_command(name, pg_server, pg_url, project, tmp_path,
-                                                      capsys, monkeypatch):
+                                                      monkeypatch):
     database = pg_url.rsplit("/", 1)[1]
     form = build_form(name, pg_server, database, tmp_path)
     (tmp_path / "home").mkdir()
-    run = Runner(project, form, capsys, monkeypatch, tmp_path / "home")
+    run = Runner(project, form, monkeypatch, tmp_path / "home")
     run.git("init", "-q", "-b", "main")
     run.git("config", "user.name", "T")
     run.git("config", "user.email", "t@example.com")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import io
 import json
-import random
 
 import pytest
+from helpers.orders import make_orders
 from matplotlib.figure import Figure
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from conductor_magics.engine.bench import (
     BASELINE,
@@ -24,50 +24,30 @@ from conductor_magics.engine.bench import (
     parse_index_ddl,
     sqlite_plan_indexes,
 )
-from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
 from conductor_magics.errors import ConductorError, DatabaseError, UnsupportedByDialect
 from conductor_magics.notebook_html import bench_figure, bench_styler
 
-ROWS = 30_000
-CUSTOMERS = 2_000
 BY_CUSTOMER = "SELECT id, amount FROM orders WHERE customer_id = :cid"
 CUSTOMER_INDEX = "CREATE INDEX ix_orders_customer_id ON orders (customer_id)"
 AMOUNT_INDEX = "CREATE INDEX ix_orders_amount ON orders (amount)"
-DIALECTS = ["sqlite", "postgresql"]
 #: small runs: the verdicts tested here are about 10×–100× differences
 QUICK = {"repeat": 12, "warmup": 1, "insert_rows": 200}
 
 
-def make_orders(url: str, rows: int = ROWS):
-    engine = make_engine(url)
-    key = "INTEGER PRIMARY KEY" if engine.dialect.name == "sqlite" else "SERIAL PRIMARY KEY"
-    rng = random.Random(1)
-    rows = [{"c": rng.randint(1, CUSTOMERS), "s": rng.choice(["new", "paid", "shipped"]),
-             "a": rng.randint(100, 1_000_000) / 100} for _ in range(rows)]
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"CREATE TABLE orders (id {key}, customer_id INTEGER NOT NULL, status TEXT NOT NULL, "
-            "amount NUMERIC(10, 2) NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
-        conn.execute(text("INSERT INTO orders (customer_id, status, amount) VALUES (:c, :s, :a)"),
-                     rows)
-        conn.exec_driver_sql("CREATE INDEX ix_orders_status ON orders (status)")
-    return engine
-
-
-@pytest.fixture(params=DIALECTS)
-def orders(request, url_for):
-    engine = make_orders(url_for(request.param))
+@pytest.fixture
+def orders(db_url):
+    engine = make_orders(db_url)
     try:
         yield engine
     finally:
         engine.dispose()
 
 
-@pytest.fixture(params=DIALECTS)
-def small_orders(request, url_for):
+@pytest.fixture
+def small_orders(db_url):
     """The same schema with 2,000 rows: for refusals, which never time anything."""
-    engine = make_orders(url_for(request.param), rows=2_000)
+    engine = make_orders(db_url, rows=2_000)
     try:
         yield engine
     finally:

@@ -4,49 +4,20 @@ default and on a real PostgreSQL with a password — which must never show up an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1, V2
+from helpers.cli import Runner, live_engine
+from helpers.sample_ddl import V1, V2
 
-from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint
 from conductor_magics.engine.sample import seed
 
-CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 
-class Runner:
-    """Runs `conductor` in a project and keeps every output for the password scan."""
-
-    def __init__(self, project: Path, url: str | None):
-        self.project = project
-        self.url = url
-        self.outputs: list[str] = []
-
-    def __call__(self, *args: str, expect: int | None = 0, url: bool = True) -> subprocess.CompletedProcess:
-        argv = [CONDUCTOR, "--root", str(self.project), *args]
-        if url and self.url:
-            argv += ["--url", self.url]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
-        self.outputs += [proc.stdout, proc.stderr]
-        assert expect is None or proc.returncode == expect, (args, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def run(request, project: Path) -> Runner:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    return Runner(project, url)
-
-
-def live_engine(run: Runner):
-    url = run.url or f"sqlite:///{run.project / 'storage-conductor/storages/orders_db/dev.sqlite'}"
-    return make_engine(url)
+@pytest.fixture
+def run(dialect: str, request, project: Path) -> Runner:
+    """The CLI on the example project: the embedded SQLite file, or a fresh PostgreSQL database."""
+    return Runner(project, request.getfixturevalue("pg_url") if dialect == "postgresql" else None)
 
 
 def test_declare_migrate_check_roundtrip(run: Runner, tmp_path: Path):

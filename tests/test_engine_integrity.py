@@ -65,19 +65,17 @@ WEAKENED = (DDL.replace("    CONSTRAINT ck_orders_total_positive CHECK (total >=
 KINDS = {"PRIMARY KEY", "FOREIGN KEY", "UNIQUE", "CHECK", "NOT NULL"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, url_for):
-    return url_for(request.param)
+@pytest.fixture
+def url(db_url: str) -> str:
+    """A fresh database per dialect (conftest's db_url)."""
+    return db_url
 
 
 @pytest.fixture
-def engine(url):
-    engine = make_engine(url)
-    run_sql(engine, DDL)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+def engine(db_engine):
+    """conftest's per-dialect engine with DDL applied."""
+    run_sql(db_engine, DDL)
+    return db_engine
 
 
 def execute(engine, sql: str) -> None:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.support import hand_written
 from sqlalchemy import inspect, text
-from support import hand_written
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint, schema_snapshot
@@ -62,19 +62,10 @@ V2 = V1.replace(
 assert "note VARCHAR(200)" in V2 and "ck_orders_total_max" in V2
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path: Path):
+@pytest.fixture
+def db(db_engine, tmp_path: Path):
     """(engine, migrations folder, password or None) on a file SQLite or a fresh PostgreSQL db."""
-    if request.param == "sqlite":
-        url, password = f"sqlite:///{tmp_path / 'dev.sqlite'}", None
-    else:
-        url = request.getfixturevalue("pg_url")
-        password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    engine = make_engine(url)
-    try:
-        yield engine, tmp_path / "storages" / "orders" / "migrations", password
-    finally:
-        engine.dispose()
+    return db_engine, tmp_path / "storages" / "orders" / "migrations", db_engine.url.password
 
 
 def state(engine):

@@ -25,15 +25,13 @@ DDL = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 's.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    eng = make_engine(url)
-    with eng.begin() as conn:
+@pytest.fixture
+def engine(db_engine):
+    """conftest's per-dialect engine with DDL applied."""
+    with db_engine.begin() as conn:
         for statement in DDL:
             conn.execute(text(statement))
-    yield eng
-    eng.dispose()
+    return db_engine
 
 
 def test_seed_respects_constraints_and_repeats(engine):

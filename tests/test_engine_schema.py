@@ -6,7 +6,6 @@ Runs the same scenarios on SQLite (a file), a real PostgreSQL database and DuckD
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -106,19 +105,15 @@ DIALECTS = ["sqlite", "postgresql", "duckdb"]
 
 
 @pytest.fixture(params=DIALECTS)
-def live(request, tmp_path: Path) -> Engine:
+def dialect(request) -> str:
+    """conftest's dialects, and duckdb."""
+    return request.param
+
+
+@pytest.fixture
+def live(db_engine) -> Engine:
     """An empty live database of each dialect."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/x.sqlite"
-    elif request.param == "duckdb":
-        url = f"duckdb:///{tmp_path}/x.duckdb"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    return db_engine
 
 
 def _rows(report: SchemaReport) -> list[tuple]:

@@ -20,14 +20,16 @@ ALL = ["sqlite", "postgresql", "duckdb"]
 
 
 @pytest.fixture(params=ALL)
-def engine(request, url_for):
-    engine = make_engine(url_for(request.param))
-    run_sql(engine, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner VARCHAR(40) NOT NULL, "
-                    "balance INTEGER NOT NULL)")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+def dialect(request) -> str:
+    """conftest's dialects, and duckdb."""
+    return request.param
+
+
+@pytest.fixture
+def engine(db_engine):
+    run_sql(db_engine, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner VARCHAR(40) NOT NULL, "
+                       "balance INTEGER NOT NULL)")
+    return db_engine
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 A database that cannot be used just now (its SQLite file locked by another process, a
 PostgreSQL session terminated mid-operation, a lock wait that timed out) ends every path
-that touches it in one line naming the operation and what to do: exit 1 on the real CLI,
+that touches it in one line naming the operation and what to do: exit 1 on the CLI (the
+issue's acceptance command through the real console script, the rest in process),
 a one-line message in the gate widget, never a traceback, never a passed gate. All real:
 a subprocess holding ``BEGIN EXCLUSIVE``, a real ``pg_terminate_backend``, a real
 ``ACCESS EXCLUSIVE`` lock with a short ``lock_timeout``.
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from adversarial.hostile import conductor, one_line_error
-from sample_ddl import V1
+from helpers.hostile import conductor, one_line_error
+from helpers.sample_ddl import V1
 
 from conductor_magics.engine.connection import database_error, driver_reason, failure_kind
 from conductor_magics.errors import DatabaseUnavailable
@@ -88,9 +89,10 @@ def locked_by_another_process(path: Path):
 ])
 def test_a_locked_sqlite_file_is_one_line_on_the_cli(sqlite_project: Path, args, operation):
     verification = sqlite_project / "storage-conductor/storages/orders_db/verification.json"
+    real = args[0] == "verify"  # the acceptance command, once through the console script
     with locked_by_another_process(_database_file(sqlite_project)):
         started = time.monotonic()
-        proc = conductor(sqlite_project, *args, "--url", _short_wait(sqlite_project))
+        proc = conductor(sqlite_project, *args, "--url", _short_wait(sqlite_project), real=real)
         elapsed = time.monotonic() - started
     one_line_error(proc, 1, LOCKED.format(operation))
     assert elapsed < PROMPT

@@ -1,26 +1,21 @@
 """Files the tool creates get the user's umask mode (0o666 & ~umask), like any file the user
-makes; files that exist keep their mode. Run through the real CLI under umask 022 and 027."""
+makes; files that exist keep their mode. Run through the CLI (in process) under umask 022 and 027."""
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1
+from helpers.cli import conductor
+from helpers.sample_ddl import V1
 
-CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 ORDERS = Path("storage-conductor/storages/orders_db")
 
 
 def _cli(project: Path, umask: int, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-    proc = subprocess.run([CONDUCTOR, "--root", str(project), *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False,
-                          preexec_fn=lambda: os.umask(umask))
+    proc = conductor(*args, root=project, cwd=Path.cwd(), umask=umask)
     assert proc.returncode == 0, (args, proc.stdout[-1500:], proc.stderr[-1500:])
     return proc
 

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from adversarial.hostile import conductor, env
+from helpers.hostile import conductor, env
 
 from conductor_magics.workspace.plan import parse_plan
 
@@ -141,7 +141,7 @@ def test_planted_lock_symlink_neither_breaks_nor_follows(unlocked_project: Path,
     private.rename(tmp_path / "moved")
     private.symlink_to(tmp_path / "moved")
     proc = conductor(project, "task", "undo", "orders_db", "1.1", extra_env=extra)
-    from adversarial.hostile import one_line_error
+    from helpers.hostile import one_line_error
 
     one_line_error(proc, 2, r"lock folder .* is not a private folder")
     private.unlink()
@@ -153,7 +153,7 @@ def test_planted_lock_symlink_neither_breaks_nor_follows(unlocked_project: Path,
 
 
 def test_output_piped_to_head_exits_quietly(project: Path) -> None:
-    from adversarial.hostile import CONDUCTOR
+    from helpers.hostile import CONDUCTOR
 
     # a plan long enough that `conductor plan` writes far more than a pipe holds
     plan = project / ORDERS / "plan.md"
@@ -174,7 +174,7 @@ def test_output_piped_to_head_exits_quietly(project: Path) -> None:
 
 
 def test_unexpected_os_error_at_the_boundary_is_one_line(project: Path) -> None:
-    from adversarial.hostile import one_line_error
+    from helpers.hostile import one_line_error
 
     # a folder where a context document should be: reading it raises IsADirectoryError
     (project / "storage-conductor" / "product.md").unlink()

@@ -6,17 +6,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1, V2
+from helpers.sample_ddl import V1, V2
 
 from conductor_magics.engine.sample import seed
 from conductor_magics.session import Session
 from conductor_magics.workspace import Workspace
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, project: Path, monkeypatch):
+@pytest.fixture
+def db(dialect: str, request, project: Path, monkeypatch):
     monkeypatch.delenv("CONDUCTOR_DATABASE_URL", raising=False)
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    url = request.getfixturevalue("pg_url") if dialect == "postgresql" else None
     session = Session(Workspace(project / "storage-conductor"), user="tester")
     live = session.database("orders_db", url=url)
     live.schema_declare(V1)

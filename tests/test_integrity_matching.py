@@ -3,25 +3,22 @@ normalised expression), never by name: the scratch database names an inline CHEC
 ``orders_status_check`` (PostgreSQL) or not at all (SQLite), while the migration's naming
 convention calls it ``ck_orders_status``. A genuinely missing constraint is still reported.
 
-The scenario runs through the real ``conductor`` CLI on SQLite and a real PostgreSQL.
+The scenario runs through the ``conductor`` CLI (in process) on SQLite and a real PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import conductor as run_conductor
 
 from conductor_magics.engine import integrity
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.integrity import data_checks
 from conductor_magics.engine.sqlrun import run_sql
-
-CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 
 V1 = """
 CREATE TABLE customers (
@@ -66,19 +63,17 @@ V2_SQLITE = V2.replace("tracking VARCHAR(40) NOT NULL UNIQUE,",
 
 
 def conductor(project: Path, url: str | None, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-    argv = [CONDUCTOR, "--root", str(project), *args] + (["--url", url] if url else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    proc = run_conductor(*args, *(["--url", url] if url else []), root=project, cwd=Path.cwd())
     assert expect is None or proc.returncode == expect, (args, proc.returncode, proc.stdout[-3000:],
                                                          proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request) -> str | None:
+@pytest.fixture
+def url(dialect: str, request) -> str | None:
     """None: the component's embedded SQLite file; else a fresh PostgreSQL database."""
-    return request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    return request.getfixturevalue("pg_url") if dialect == "postgresql" else None
 
 
 def live_url(project: Path, url: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cell as run
+from helpers.notebook import run_cell as run
 from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import run_cell as run
+from helpers.notebook import run_cell as run
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from sqlalchemy import make_url

@@ -3,8 +3,9 @@ table, plot, raw samples in the kernel), advise, backup, restore."""
 
 from __future__ import annotations
 
-from conftest import run_cell as run
-from test_tuning_cli import ORDER_LIST, SCHEMA
+from helpers.notebook import run_cell as run
+from helpers.sample_ddl import ORDER_LIST
+from helpers.sample_ddl import TUNING_SCHEMA as SCHEMA
 
 
 def prepared(ip):

@@ -24,16 +24,14 @@ import time
 from pathlib import Path
 
 import pytest
-from sample_ddl import V1, V2
+from helpers.hostile import conductor, one_line_error, tree
+from helpers.sample_ddl import V1, V2
+from helpers.support import hand_written
 
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.fingerprint import fingerprint, schema_snapshot
 from conductor_magics.engine.migrations import Migrations
 from conductor_magics.engine.sample import seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
-from hostile import conductor, one_line_error, tree  # noqa: E402
-from support import hand_written  # noqa: E402
 
 RUNS = 20
 REPO = Path(__file__).resolve().parent.parent

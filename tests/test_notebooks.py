@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
-from conftest import EXAMPLE, REPO
+from helpers.workspace import EXAMPLE, REPO
 from nbclient import NotebookClient
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE
+from helpers.workspace import EXAMPLE
 
 from conductor_magics.errors import ComponentNotFound, ConductorError, GateClosed, TaskNotFound
 from conductor_magics.session import Session

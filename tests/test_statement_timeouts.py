@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import run_cell
+from helpers.notebook import run_cell
 from IPython.core.error import UsageError
 
 from conductor_magics.engine.connection import make_engine

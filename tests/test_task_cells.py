@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
+from helpers.cli import conductor
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -16,7 +16,6 @@ from conductor_magics.session import Session
 from conductor_magics.workspace import Workspace
 from conductor_magics.workspace.plan import read_plan
 
-CONDUCTOR = str(Path(sys.executable).with_name("conductor"))
 TDD_LINE = "- **Testing approach:** TDD\n"
 
 
@@ -90,7 +89,7 @@ def test_tdd_gate_from_the_cli(project):
     set_testing(project / "storage-conductor", TDD_LINE)
 
     def cli(*args):
-        return subprocess.run([CONDUCTOR, "--root", str(project), *args], capture_output=True, text=True)
+        return conductor(*args, root=project, cwd=Path.cwd(), env=dict(os.environ))
 
     refused = cli("task", "done", "customer_events", "1.2")
     assert refused.returncode == 1 and "TDD" in refused.stderr

@@ -8,38 +8,19 @@ import json
 from pathlib import Path
 
 import pytest
-from sample_ddl import CUSTOMERS
-from test_engine_cli import Runner, live_engine
+from helpers.cli import Runner, live_engine
+from helpers.sample_ddl import ORDER_LIST
+from helpers.sample_ddl import TUNING_SCHEMA as SCHEMA
 
 from conductor_magics.engine.fingerprint import fingerprint
-
-# customers, and orders with a created_at to sort on and no secondary index
-SCHEMA = CUSTOMERS + """CREATE TABLE orders (
-  id INTEGER NOT NULL,
-  customer_id INTEGER NOT NULL,
-  status VARCHAR(20) NOT NULL,
-  total_cents INTEGER NOT NULL,
-  created_at TIMESTAMP NOT NULL,
-  CONSTRAINT pk_orders PRIMARY KEY (id),
-  CONSTRAINT fk_orders_customer_id_customers FOREIGN KEY (customer_id) REFERENCES customers (id),
-  CONSTRAINT ck_orders_status CHECK (status IN ('pending', 'paid', 'shipped', 'cancelled'))
-);
-"""
-
-ORDER_LIST = """SELECT o.id, o.status, o.created_at
-FROM orders AS o
-WHERE o.customer_id = :customer_id AND o.status = :status
-ORDER BY o.created_at DESC
-LIMIT 20
-"""
 
 COMPOSITE = "CREATE INDEX ix_orders_customer_id_status ON orders (customer_id, status)"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def run(request, project: Path) -> Runner:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    return Runner(project, url)
+@pytest.fixture
+def run(dialect: str, request, project: Path) -> Runner:
+    """The CLI on the example project: the embedded SQLite file, or a fresh PostgreSQL database."""
+    return Runner(project, request.getfixturevalue("pg_url") if dialect == "postgresql" else None)
 
 
 def component(run: Runner) -> Path:

@@ -1,6 +1,8 @@
 """Kill tests of the tuning steps (issue 10, items 6 and 7): `advise --apply` killed at
 random points is finished by the next run, and a killed `bench --index` never leaves its
-candidate index behind. Real CLI subprocesses on real databases, SIGKILL at random moments."""
+candidate index behind. Real processes on real databases, SIGKILL at random moments: each
+killed run is a child forked from a warm process (helpers.processes), so it starts at once
+and the kills land in the work, not in Python's imports."""
 
 from __future__ import annotations
 
@@ -10,16 +12,18 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from adversarial.hostile import CONDUCTOR, conductor, env
+from helpers.hostile import conductor, env
+from helpers.orders import make_orders
+from helpers.processes import Forker
+from helpers.sample_ddl import ORDER_LIST
+from helpers.sample_ddl import TUNING_SCHEMA as SCHEMA
 from sqlalchemy import create_engine, inspect, text
-from test_tuning_cli import ORDER_LIST, SCHEMA
 
 from conductor_magics.steps.tuning import TEST_PAUSE_ENV
 from conductor_magics.workspace.intents import ADVISE_INTENT
@@ -36,10 +40,24 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
+#: what a killed child needs imported before it is forked
+WARM = ["sqlalchemy", "alembic", "pandas", "conductor_magics.cli", "conductor_magics.live_database",
+        "conductor_magics.steps.tuning", "conductor_magics.steps.migrate", "conductor_magics.engine.bench",
+        "conductor_magics.engine.advisor", "conductor_magics.engine.migrations",
+        "conductor_magics.engine.connection"]
+
+
+@pytest.fixture(scope="module")
+def forker(tmp_path_factory):
+    """One warm forking process for the module's killed runs."""
+    with Forker(tmp_path_factory.mktemp("forker"), WARM) as forker:
+        yield forker
+
+
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Path:
     """A project with customers and orders migrated, seeded and one workload query."""
-    from conftest import EXAMPLE
+    from helpers.workspace import EXAMPLE
 
     base = tmp_path_factory.mktemp("seeded")
     project = base / "project"
@@ -71,7 +89,7 @@ def started_applying(component: Path, schema_before: bytes, versions_before: set
     return bool(set(os.listdir(component / "migrations" / "versions")) - versions_before)
 
 
-def kill_apply_midway(project: Path, rng: random.Random) -> str:
+def kill_apply_midway(forker: Forker, project: Path, rng: random.Random) -> str:
     """Start `advise --apply`, wait for one of its steps (chosen at random) to begin,
     SIGKILL it a random moment later; returns the exit code (for failure messages)."""
     component = project / COMPONENT
@@ -89,9 +107,8 @@ def kill_apply_midway(project: Path, rng: random.Random) -> str:
              "declared": (lambda: (component / "schema.sql").read_bytes() != schema_before,
                           2 * PAUSE)}
     reached, spread = waits[rng.choice(sorted(waits))]
-    proc = subprocess.Popen([str(CONDUCTOR), "--root", str(project), "advise", "--apply"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=project,
-                            env=env(**{TEST_PAUSE_ENV: str(PAUSE)}))
+    proc = forker.start(argv=["--root", str(project), "advise", "--apply"], cwd=project,
+                        env=env(**{TEST_PAUSE_ENV: str(PAUSE)}))
     try:
         deadline = time.monotonic() + 120
         while not (started_applying(component, schema_before, versions_before) and reached()):
@@ -99,7 +116,7 @@ def kill_apply_midway(project: Path, rng: random.Random) -> str:
                 break
             time.sleep(0.005)
         time.sleep(rng.uniform(0, spread))
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
     finally:
         proc.wait()
     return f"exit {proc.returncode}"
@@ -127,10 +144,11 @@ def state_after_kill(component: Path) -> str:
     return "revision applied" if live == recorded else "revision recorded, not applied"
 
 
-def one_kill_and_recovery(seeded: Path, folder: Path, seed: int, migrate_check: bool) -> str:
+def one_kill_and_recovery(forker: Forker, seeded: Path, folder: Path, seed: int,
+                          migrate_check: bool) -> str:
     project = copy_of(seeded, folder)
     component = project / COMPONENT
-    how = kill_apply_midway(project, random.Random(seed))
+    how = kill_apply_midway(forker, project, random.Random(seed))
     how += ": " + state_after_kill(component)
     again = conductor(project, "advise", "--apply", "--json")
     assert again.returncode == 0, (how, again.stderr[-2000:])
@@ -154,7 +172,8 @@ def one_kill_and_recovery(seeded: Path, folder: Path, seed: int, migrate_check: 
     return how
 
 
-def test_advise_apply_killed_at_random_points_is_finished_by_the_next_run(seeded: Path,
+def test_advise_apply_killed_at_random_points_is_finished_by_the_next_run(forker: Forker,
+                                                                        seeded: Path,
                                                                         tmp_path: Path):
     """SIGKILL `advise --apply` at random points (>= 20 runs, two at a time): the next
     `advise --apply` completes, schema.sql declares the index once, exactly one revision
@@ -162,8 +181,8 @@ def test_advise_apply_killed_at_random_points_is_finished_by_the_next_run(seeded
     on every fourth run, as it is slow)."""
     pool = ThreadPoolExecutor(max_workers=2)
     try:
-        futures = [pool.submit(one_kill_and_recovery, seeded, tmp_path / f"run{i}", 1000 + i,
-                               i % 4 == 0) for i in range(KILLS)]
+        futures = [pool.submit(one_kill_and_recovery, forker, seeded, tmp_path / f"run{i}",
+                               1000 + i, i % 4 == 0) for i in range(KILLS)]
         windows = {future.result().split(": ", 1)[1] for future in futures}
     finally:
         pool.shutdown(cancel_futures=True)
@@ -172,16 +191,15 @@ def test_advise_apply_killed_at_random_points_is_finished_by_the_next_run(seeded
 
 
 def test_an_interrupted_apply_is_reported_by_lint_and_status_and_can_be_abandoned(
-        seeded: Path, tmp_path: Path):
+        forker: Forker, seeded: Path, tmp_path: Path):
     project = copy_of(seeded, tmp_path / "project")
     component = project / COMPONENT
     schema_before = (component / "schema.sql").read_bytes()
     versions_before = set(os.listdir(component / "migrations" / "versions"))
     # killed after its revision was written and recorded, before the upgrade
 
-    proc = subprocess.Popen([str(CONDUCTOR), "--root", str(project), "advise", "--apply"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=project,
-                            env=env(**{TEST_PAUSE_ENV: "30"}))
+    proc = forker.start(argv=["--root", str(project), "advise", "--apply"], cwd=project,
+                        env=env(**{TEST_PAUSE_ENV: "12"}))  # long enough for the checks below
     try:
         deadline = time.monotonic() + 90
         while not (component / ADVISE_INTENT).exists() or \
@@ -258,26 +276,21 @@ def orders_indexes(url: str) -> list[str]:
         engine.dispose()
 
 
-def kill_bench(url: str, delay: float) -> None:
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-c", BENCH_CHILD, url], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+def kill_bench(forker: Forker, url: str, delay: float) -> None:
+    proc = forker.start(code=BENCH_CHILD, args=[url], env=env())
     try:
-        assert proc.stdout.readline().strip() == "go", proc.stderr.read()
+        assert proc.wait_for_output("go\n"), proc.output()
         time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
     finally:
         proc.wait()
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_a_killed_bench_never_leaves_its_candidate_index(url_for, dialect):
+def test_a_killed_bench_never_leaves_its_candidate_index(forker: Forker, url_for, dialect):
     """Issue 10 item 7: SIGKILL `bench --index` at random moments (20 runs): the candidate
     indexes are built inside the run's transaction, never committed, so none is left and
     the next run does not take one for an index that was there before."""
-    from test_engine_bench import make_orders
-
     from conductor_magics.engine.bench import benchmark
 
     url = url_for(dialect)
@@ -285,7 +298,7 @@ def test_a_killed_bench_never_leaves_its_candidate_index(url_for, dialect):
     before = orders_indexes(url)
     rng = random.Random(7)
     for run in range(KILLS):
-        kill_bench(url, rng.uniform(0.0, 1.5))
+        kill_bench(forker, url, rng.uniform(0.0, 1.5))
         assert orders_indexes(url) == before, f"kill {run}: {orders_indexes(url)}"
     from conductor_magics.engine.connection import make_engine
 

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from conftest import EXAMPLE
+from helpers.workspace import EXAMPLE
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

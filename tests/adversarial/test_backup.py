@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hostile import conductor, one_line_error, refused, tree
+from helpers.hostile import conductor, one_line_error, refused, tree
 
 COMPONENT = ("storage-conductor", "storages", "orders_db")
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hostile import conductor, env
+from helpers.hostile import conductor, env
 
 ORDERS = Path("storage-conductor") / "storages" / "orders_db"
 
@@ -33,7 +33,7 @@ def _make_writable(path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["plan.md", "metadata.json", "../../tracks.md"])
 def test_unwritable_file_refuses_tick_and_changes_nothing(unlocked_project: Path, name: str) -> None:
-    from hostile import refused, tree
+    from helpers.hostile import refused, tree
 
     project = unlocked_project
     path = (project / ORDERS / name).resolve()
@@ -66,14 +66,14 @@ def test_lock_file_planted_as_symlink_in_private_folder_is_not_followed(unlocked
         tempfile.tempdir = None
     path.symlink_to(victim)
     proc = conductor(project, "task", "done", "orders_db", "1.1", extra_env={"TMPDIR": str(tmpdir)})
-    from hostile import one_line_error
+    from helpers.hostile import one_line_error
 
     one_line_error(proc, 2, r"lock file .* is a symbolic link")
     assert victim.read_text() == "precious\n"
 
 
 def test_invalid_utf8_in_sql_files_is_one_line(project: Path, tmp_path: Path) -> None:
-    from hostile import refused, tree
+    from helpers.hostile import refused, tree
 
     folder = project / ORDERS
     body = tmp_path / "body.sql"
@@ -98,7 +98,7 @@ def test_invalid_utf8_in_sql_files_is_one_line(project: Path, tmp_path: Path) ->
 
 
 def test_invalid_utf8_on_stdin_body_is_one_line(project: Path) -> None:
-    from hostile import CONDUCTOR, one_line_error
+    from helpers.hostile import CONDUCTOR, one_line_error
 
     proc = subprocess.run([str(CONDUCTOR), "--root", str(project), "sql", "--id", "orders_db", "--file", "-"],
                           input=b"SELECT '\xff';\n", capture_output=True, env=env(), timeout=60,

@@ -7,10 +7,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from hostile import conductor, refused, tree
+from helpers.hostile import conductor, refused, tree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sample_ddl import V1, V2  # noqa: E402
+from helpers.sample_ddl import V1, V2  # noqa: E402
 
 from conductor_magics.engine.connection import make_engine  # noqa: E402
 from conductor_magics.engine.migrations import Migrations  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hostile import conductor, refused, tree
+from helpers.hostile import conductor, refused, tree
 
 SECRET = "Hs3cr3t-a9"
 NOT_A_URL = r"not a database URL"

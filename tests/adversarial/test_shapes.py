@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hostile import conductor, one_line_error, refused, tree
+from helpers.hostile import conductor, one_line_error, refused, tree
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_notebooks" / "storage-conductor"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import conductor, refused, tree
+from helpers.hostile import conductor, refused, tree
 from sqlalchemy import text
 
 from conductor_magics.engine.connection import make_engine

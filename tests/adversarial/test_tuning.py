@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hostile import conductor, refused, tree
+from helpers.hostile import conductor, refused, tree
 
 INTENT = ".advise-apply.json"
 

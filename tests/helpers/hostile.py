@@ -1,4 +1,5 @@
-"""Shared tools of the adversarial corpus (tests/adversarial/test_*.py).
+"""Shared tools of the adversarial corpus (tests/adversarial/test_*.py) and the other
+hostile-input tests.
 
 Every hostile case states the exit code it expects, the one-line message it expects (a
 regular expression), and that nothing on disk changed: :func:`refused` checks all three.
@@ -10,27 +11,25 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-CONDUCTOR = Path(sys.executable).parent / "conductor"
+from helpers.cli import CONDUCTOR, clean_env
+from helpers.cli import conductor as run_conductor
+
+__all__ = ["CONDUCTOR", "conductor", "env", "one_line_error", "refused", "tree"]
 
 
 def env(**extra: str) -> dict[str, str]:
-    """The test process's environment without CONDUCTOR_* settings, plus ``extra``."""
-    out = {k: v for k, v in os.environ.items()
-           if k not in ("CONDUCTOR_ROOT", "CONDUCTOR_DATABASE_URL")}
-    out["PYTHONDONTWRITEBYTECODE"] = "1"
-    out.update(extra)
-    return out
+    """The test process's environment without CONDUCTOR_* settings or bytecode writing
+    (which would change the trees compared), plus ``extra``."""
+    return clean_env(PYTHONDONTWRITEBYTECODE="1", **extra)
 
 
 def conductor(root: Path, *args: str, timeout: float = 120, stdin: str | None = None,
-              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the real ``conductor`` console script on project ``root``."""
-    return subprocess.run([str(CONDUCTOR), "--root", str(root), *args], capture_output=True,
-                          text=True, env=env(**(extra_env or {})), cwd=root, timeout=timeout,
-                          input=stdin, check=False)
+              extra_env: dict[str, str] | None = None, real: bool = False) -> subprocess.CompletedProcess:
+    """Run ``conductor --root ROOT ARGS`` from ``root`` (in process unless ``real``)."""
+    return run_conductor(*args, root=root, env=env(**(extra_env or {})), stdin=stdin,
+                         timeout=timeout, real=real)
 
 
 def tree(folder: Path) -> dict[str, tuple]:

@@ -3,6 +3,7 @@ of the PostgreSQL tools' command lines."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -25,12 +26,28 @@ def hand_written(migrations: Migrations, message: str, upgrade: str, downgrade: 
     return info
 
 
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``ancestor`` started ``pid`` (directly or through a few processes)."""
+    for _ in range(8):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 class PgToolWatcher:
     """Every distinct pg_dump / pg_restore command line seen while the block runs (what `ps`
-    shows), in ``seen``."""
+    shows), in ``seen``: of this process's children only, not another test worker's."""
 
     def __init__(self):
         self.seen: list[str] = []
+        self._me = os.getpid()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch)
 
@@ -43,7 +60,8 @@ class PgToolWatcher:
                     argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 except OSError:
                     continue
-                if ("pg_dump" in argv or "pg_restore" in argv) and argv not in self.seen:
+                if ("pg_dump" in argv or "pg_restore" in argv) and argv not in self.seen \
+                        and _descends_from(int(proc.name), self._me):
                     self.seen.append(argv)
             time.sleep(0.001)
 

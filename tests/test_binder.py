@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import psycopg
 import pytest
-from conftest import REPO
+from helpers.workspace import REPO
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 spec = importlib.util.spec_from_file_location("binder_check", REPO / "binder" / "check.py")

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cell
+from helpers.notebook import run_cell
 from IPython.core.error import UsageError
 
 from conductor_magics.cli import main

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_lab import Lab, kernel_idle, start_lab, wait_for_kernel
+from helpers.browser_lab import Lab, kernel_idle, start_lab, wait_for_kernel
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = REPO / "labextension"
@@ -39,6 +39,9 @@ BUNDLE = REPO / "conductor_magics" / "labextension"
 EXAMPLE = REPO / "example_notebooks" / "storage-conductor"
 PANEL = "#conductor-panel"
 CLI_DEADLINE = 5.0  # seconds for a change made elsewhere to show in the panel
+
+# the browser tests share one worker: two Chromiums and two JupyterLabs at once overload 2 cores
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 # --------------------------------------------------------------------------- the bundle

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from browser_lab import Lab, free_port, lab_environment
+from helpers.browser_lab import Lab, free_port, lab_environment
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "conductor_magics"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from helpers.hostile import conductor, one_line_error, tree
+from helpers.processes import Forker
 from helpers.sample_ddl import V1, V2
 from helpers.support import hand_written
 
@@ -34,81 +35,40 @@ from conductor_magics.engine.migrations import Migrations
 from conductor_magics.engine.sample import seed
 
 RUNS = 20
-REPO = Path(__file__).resolve().parent.parent
 
-WORKER = r'''
-import json, os, sys, traceback
-import conductor_magics.cli as cli
-# warm every import a migrate run needs, so forked runs start at once
-import conductor_magics.engine.migrations, conductor_magics.live_database  # noqa: F401
-import conductor_magics.steps.backup, conductor_magics.engine.backup  # noqa: F401
-
-
-def child(argv, out):
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    try:
-        code = cli.main(argv)
-    except BaseException:
-        traceback.print_exc()
-        code = 99
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-for line in sys.stdin:
-    request = json.loads(line)
-    pids = []
-    for argv, out in request["runs"]:
-        pid = os.fork()
-        if pid == 0:
-            child(argv, out)
-        pids.append(pid)
-    print(json.dumps({"pids": pids}), flush=True)
-    sys.stdin.readline()  # reap only when told: a pid is never reused while the test may kill it
-    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
-    print(json.dumps({"codes": codes}), flush=True)
-'''
+# every import a migrate run needs, so the forked runs start at once
+WARM = ["conductor_magics.cli", "conductor_magics.engine.migrations", "conductor_magics.live_database",
+        "conductor_magics.steps.backup", "conductor_magics.engine.backup"]
 
 
 class Worker:
-    """A warm Python process that forks one child per `conductor` run it is given."""
+    """`conductor` runs forked from one warm process (helpers.processes.Forker), started
+    together and reaped together."""
 
     def __init__(self, folder: Path):
-        script = folder / "worker.py"
-        script.write_text(WORKER, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.folder = folder
-        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=folder)
+        self.forker = Forker(folder, WARM)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUCTOR_")}
+        self.env["PYTHONDONTWRITEBYTECODE"] = "1"
+        self.children = []
 
     def start(self, *argvs: list[str]) -> list[int]:
-        """Fork one child per argv (all at once); returns their pids."""
-        runs = [[argv, str(self.folder / f"out-{i}.txt")] for i, argv in enumerate(argvs)]
-        self.proc.stdin.write(json.dumps({"runs": runs}) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())["pids"]
+        """Fork one child per argv, back to back; returns their pids."""
+        self.children = [self.forker.start(argv=list(argv), env=self.env) for argv in argvs]
+        return [child.pid for child in self.children]
 
     def wait(self) -> list[int]:
         """The children's exit codes (negative: killed by that signal)."""
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())["codes"]
+        return [child.wait() for child in self.children]
 
     def output(self, index: int) -> str:
-        return (self.folder / f"out-{index}.txt").read_text(encoding="utf-8")
+        return self.children[index].output()
 
     def run(self, *argvs: list[str]) -> list[int]:
         self.start(*argvs)
         return self.wait()
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        self.forker.close()
 
 
 @pytest.fixture

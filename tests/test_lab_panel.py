@@ -289,9 +289,9 @@ def test_panel_ticks_and_follows_the_cli(panel_lab: Lab, browser_page, tmp_path:
         page.keyboard.press("Escape")
 
         # Settings → status bar off: the item is gone after a reload.
-        settings = json.dumps({"refreshInterval": 2, "showStatusBar": False})
+        settings = json.dumps({"showStatusBar": False})
         request = urllib.request.Request(
-            lab.url("lab/api/settings/conductor-magics:plugin"), method="PUT",
+            lab.url("lab/api/settings/conductor-magics:statusbar"), method="PUT",
             data=json.dumps({"raw": settings}).encode(), headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status in (200, 204)

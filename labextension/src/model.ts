@@ -18,8 +18,17 @@ import {
   ILintProblem,
   IPlanResult,
   IStatus,
+  ITask,
   IWorkspace
 } from './api';
+
+/** A task the user pointed at: the component and the task's number. */
+export interface ITaskRef {
+  id: string;
+  task: string;
+  name: string;
+  line: number;
+}
 
 /** How often to poll: fast while someone looks, slow for the status bar only, or not. */
 export type PollMode = 'fast' | 'slow' | 'paused';
@@ -267,4 +276,27 @@ export function messageOf(error: unknown): string {
     return error.message;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Find a task or sub-task by number. */
+export function findTask(plan: IPlanResult, number: string): ITask | null {
+  const walk = (tasks: ITask[]): ITask | null => {
+    for (const task of tasks) {
+      if (task.number === number) {
+        return task;
+      }
+      const found = walk(task.subtasks);
+      if (found) {
+        return found;
+      }
+    }
+    return null;
+  };
+  for (const phase of plan.plan.phases) {
+    const found = walk(phase.tasks);
+    if (found) {
+      return found;
+    }
+  }
+  return null;
 }

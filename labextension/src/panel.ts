@@ -21,9 +21,12 @@ import {
   TaskState
 } from './api';
 import { conductorIcon } from './icon';
-import { ConductorModel, messageOf } from './model';
+import { ConductorModel, findTask, ITaskRef, messageOf } from './model';
 
 export const PANEL_ID = 'conductor-panel';
+
+/** The rows of the panel's tasks (the context menus' selector). */
+export const TASK_SELECTOR = '.jp-conductor-panel .jp-conductor-task-row';
 
 /** What the panel asks the application to do (open files, gates). */
 export interface IPanelActions {
@@ -31,14 +34,6 @@ export interface IPanelActions {
   openFile(path: string, line?: number): void;
   /** Open the gate dialog of a finished phase. */
   verify(id: string, phase: IPhase): void;
-}
-
-/** A task the user pointed at: the component and the task's number. */
-export interface ITaskRef {
-  id: string;
-  task: string;
-  name: string;
-  line: number;
 }
 
 const STATE_TITLE: Record<TaskState, string> = {
@@ -469,29 +464,6 @@ export class ConductorPanel extends Widget {
   private _expanded = new Map<string, boolean>();
   private _selectedTask: ITaskRef | null = null;
   private _pending = 0;
-}
-
-/** Find a task or sub-task by number. */
-export function findTask(plan: IPlanResult, number: string): ITask | null {
-  const walk = (tasks: ITask[]): ITask | null => {
-    for (const task of tasks) {
-      if (task.number === number) {
-        return task;
-      }
-      const found = walk(task.subtasks);
-      if (found) {
-        return found;
-      }
-    }
-    return null;
-  };
-  for (const phase of plan.plan.phases) {
-    const found = walk(phase.tasks);
-    if (found) {
-      return found;
-    }
-  }
-  return null;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(

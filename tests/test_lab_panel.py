@@ -83,9 +83,9 @@ def build_labextension() -> Path:
     return BUNDLE
 
 
-def prepare_home(home: Path, settings: dict | None = None) -> None:
-    """The test's Jupyter folders: the built bundle as a lab extension, the server
-    extension enabled, and the panel's user settings."""
+def prepare_home(home: Path) -> None:
+    """The test's Jupyter folders: the built bundle as a lab extension and the server
+    extension enabled (settings are changed through the settings API, as a user would)."""
     bundle = build_labextension()
     extensions = home / "data" / "labextensions"
     extensions.mkdir(parents=True, exist_ok=True)
@@ -94,10 +94,6 @@ def prepare_home(home: Path, settings: dict | None = None) -> None:
     config.mkdir(parents=True, exist_ok=True)
     (config / "conductor_magics.json").write_text(json.dumps(
         {"ServerApp": {"jpserver_extensions": {"conductor_magics.server": True}}}))
-    if settings:
-        target = home / "lab-settings" / "conductor-magics" / "plugin.jupyterlab-settings"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(settings))
 
 
 @pytest.fixture

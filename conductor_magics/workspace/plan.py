@@ -12,19 +12,28 @@ JupyterLab editor between reading and writing is not lost.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import marshal
+import os
 import re
+import sys
+import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import markdown_it
 from markdown_it import MarkdownIt
 
-from ..errors import TaskNotFound, WorkspaceFormatError
+from ..errors import ConductorError, TaskNotFound, WorkspaceFormatError
 from .files import (
     WRITE_ATTEMPTS,
     FileChanged,
     FileIdentity,
     kept_changing,
+    lock_dir,
     read_with_identity,
     retry_pause,
     write_checked,
@@ -514,9 +523,182 @@ def read_plan(path: Path) -> Plan:
     except FileNotFoundError as exc:
         raise WorkspaceFormatError("plan.md is missing", path=path,
                                    hint="write the component's plan first") from exc
-    plan = parse_plan(data, path)
+    plan = cached_parse(data, path)
     plan.identity = identity
     return plan
+
+
+# -- the parse cache --------------------------------------------------------------------------
+#
+# markdown-it re-tokenising a 5,000-task plan costs ~0.4 s, and the CLI is a new process on
+# every tick. So the structure found for a file's bytes is kept, per plan path, in this
+# process and in this user's private temp folder (next to the locks), together with the
+# bytes it was found for. It is used only for exactly those bytes, or for bytes that differ
+# from them in checkbox marks alone (a tick, here or in an editor): a mark is one byte in
+# ``[ ]`` and never changes the structure, so the marks are simply read from the new bytes.
+# Anything else is parsed again. The cache never replaces reading the file: the lock, the
+# re-read and the identity check of a write are unchanged.
+
+#: plans smaller than this parse in about a millisecond: no file in the temp folder for them
+_DISK_CACHE_MIN_BYTES = 8 * 1024
+#: larger plans are not kept (neither on disk nor in memory)
+_CACHE_MAX_BYTES = 32 * 1024 * 1024
+_MEMORY_CACHE_ENTRIES = 512
+_MEMORY_CACHE_BYTES = 96 * 1024 * 1024
+# A link reference definition named like a mark (``[x]: /url``) turns ``[x]`` into a link:
+# there a mark is not structure-neutral, so such plans are always parsed again.
+_MARK_LINK_DEF_RE = re.compile(rb"\[[ xX~!-]\]:")
+_memory_cache: OrderedDict[str, tuple[bytes, tuple, tuple[int, ...]]] = OrderedDict()
+_cache_version: str | None = None
+
+
+def _parser_version() -> str:
+    """What the cached structure depends on: this module's source (the parser), markdown-it's
+    version and the marshal format of this Python; a change of any is a different cache."""
+    global _cache_version
+    if _cache_version is None:
+        digest = hashlib.sha256()
+        with contextlib.suppress(OSError):
+            digest.update(Path(__file__).read_bytes())
+        digest.update(str(getattr(markdown_it, "__version__", "")).encode())
+        digest.update(f"{sys.version_info[:2]}/{marshal.version}".encode())
+        _cache_version = digest.hexdigest()[:24]
+    return _cache_version
+
+
+def _cache_key(path: Path) -> str:
+    real = os.path.realpath(path)
+    return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path:
+    return lock_dir() / "plan-cache" / f"{key}.bin"
+
+
+def _task_tuple(task: Task) -> tuple:
+    k = task.key
+    return (task.number, task.name, task.line, task.mark_offset, task.depth, task.phase_number,
+            k.phase_title, k.path, k.ordinal, k.siblings, task.last_line, task.sha,
+            task.phase_index, tuple(_task_tuple(c) for c in task.children))
+
+
+def _plan_tuple(plan: Plan) -> tuple:
+    phases = tuple((p.number, p.title, p.level, p.line, p.checkpoint, p.implicit, p.index,
+                    p.heading_number, tuple(_task_tuple(t) for t in p.tasks)) for p in plan.phases)
+    return (phases, tuple(_task_tuple(t) for t in plan.loose_tasks), plan.numbered_by_heading)
+
+
+def _task_from(row: tuple, data: bytes) -> Task:
+    (number, name, line, offset, depth, phase_number, k_title, k_path, k_ordinal, k_siblings,
+     last_line, sha, phase_index, children) = row
+    mark = chr(data[offset])  # read from the bytes: a tick since the parse is seen
+    if mark not in MARKS or data[offset - 1:offset] != b"[" or data[offset + 1:offset + 2] != b"]":
+        raise ValueError("cached mark offset does not hold a mark")
+    return Task(number=number, name=name, mark=mark, line=line, mark_offset=offset, depth=depth,
+                phase_number=phase_number, key=TaskKey(k_title, k_path, k_ordinal, k_siblings),
+                last_line=last_line, sha=sha, phase_index=phase_index,
+                children=[_task_from(c, data) for c in children])
+
+
+def _plan_from(struct: tuple, data: bytes, path: Path) -> Plan:
+    phase_rows, loose_rows, by_heading = struct
+    phases = [Phase(number=number, title=title, level=level, line=line, checkpoint=checkpoint,
+                    tasks=[_task_from(t, data) for t in tasks], implicit=implicit, index=index,
+                    heading_number=heading_number)
+              for number, title, level, line, checkpoint, implicit, index, heading_number, tasks
+              in phase_rows]
+    return Plan(path=path, phases=phases, loose_tasks=[_task_from(t, data) for t in loose_rows],
+                data=data, numbered_by_heading=by_heading)
+
+
+def _mark_offsets(plan: Plan) -> tuple[int, ...]:
+    every = [t for p in plan.phases for t in p.items()] + [i for t in plan.loose_tasks for i in t.walk()]
+    return tuple(sorted(t.mark_offset for t in every))
+
+
+def _same_but_marks(old: bytes, new: bytes, offsets: tuple[int, ...]) -> bool:
+    """Whether ``new`` differs from ``old`` at most in the bytes at ``offsets``."""
+    if len(old) != len(new) or _MARK_LINK_DEF_RE.search(new):
+        return False
+    start = 0
+    for offset in offsets:
+        if old[start:offset] != new[start:offset]:
+            return False
+        start = offset + 1
+    return old[start:] == new[start:]
+
+
+def _remember(key: str, data: bytes, struct: tuple, offsets: tuple[int, ...], *,
+              disk: bool) -> None:
+    if len(data) > _CACHE_MAX_BYTES:
+        return
+    _memory_cache[key] = (data, struct, offsets)
+    _memory_cache.move_to_end(key)
+    total = sum(len(entry[0]) for entry in _memory_cache.values())
+    while len(_memory_cache) > _MEMORY_CACHE_ENTRIES or total > _MEMORY_CACHE_BYTES:
+        _old_key, (old_data, _s, _o) = _memory_cache.popitem(last=False)
+        total -= len(old_data)
+    if disk and len(data) >= _DISK_CACHE_MIN_BYTES:
+        # Best effort: a cache that cannot be written is only slower.
+        with contextlib.suppress(OSError, ValueError, ConductorError):
+            target = _cache_file(key)
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            blob = marshal.dumps((_parser_version(), data, struct, offsets))
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(blob)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
+
+def _recall(key: str) -> tuple[bytes, tuple, tuple[int, ...]] | None:
+    entry = _memory_cache.get(key)
+    if entry is not None:
+        _memory_cache.move_to_end(key)
+        return entry
+    try:
+        blob = _cache_file(key).read_bytes()
+        version, data, struct, offsets = marshal.loads(blob)
+    except (OSError, ValueError, EOFError, TypeError, ConductorError):
+        return None
+    if version != _parser_version() or not isinstance(data, bytes):
+        return None
+    return data, struct, offsets
+
+
+def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
+    """:func:`parse_plan` of ``data``, reusing the structure found earlier for the same file
+    when ``data`` is the same or differs from it in checkbox marks only (a fresh ``Plan``
+    every time: callers may change it)."""
+    path = Path(path)
+    if len(data) > _CACHE_MAX_BYTES:
+        return parse_plan(data, path)
+    key = _cache_key(path)
+    entry = _recall(key)
+    if entry is not None:
+        old, struct, offsets = entry
+        if old == data or _same_but_marks(old, data, offsets):
+            try:
+                plan = _plan_from(struct, data, path)
+            except (ValueError, TypeError, IndexError):
+                plan = None  # a damaged cache file: parse
+            if plan is not None:
+                if old != data or key not in _memory_cache:
+                    _remember(key, data, struct, offsets, disk=old != data)
+                return plan
+    plan = parse_plan(data, path)
+    remember_plan(plan)
+    return plan
+
+
+def remember_plan(plan: Plan) -> None:
+    """Keep ``plan`` (parsed from, or ticked to, ``plan.data``) as the structure of its file."""
+    if len(plan.data) <= _CACHE_MAX_BYTES:
+        _remember(_cache_key(plan.path), plan.data, _plan_tuple(plan), _mark_offsets(plan), disk=True)
 
 
 def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
@@ -551,7 +733,7 @@ def write_task_state(path: Path, key: TaskKey, state: str,
             )
         before = task.state
         if before == state:
-            return (parse_plan(plan.data, path) if quick else plan), task, before
+            return (cached_parse(plan.data, path) if quick else plan), task, before
         new_data = set_mark_bytes(plan.data, task, state)
         try:
             write_checked(path, new_data, plan.identity)
@@ -560,13 +742,14 @@ def write_task_state(path: Path, key: TaskKey, state: str,
             plan, quick = _reread_above(path, plan, task)
             continue
         if quick:  # parsed again now that the file is written, outside the race window
-            plan = parse_plan(new_data, path)
+            plan = cached_parse(new_data, path)
             return plan, plan.by_key(key) or task, before
         # A tick changes one byte and no offsets: the plan is updated in place rather than
         # parsed again (its identity is unknown now: a later write re-reads it first).
         task.mark = STATE_MARK[state]
         plan.data = new_data
         plan.identity = None
+        remember_plan(plan)  # the next command (a new CLI process too) starts from it
         return plan, task, before
     raise kept_changing(path)
 
@@ -646,5 +829,5 @@ def write_plan_edit(path: Path, edit, *, phase_number: int | None = None,
         except FileChanged:
             retry_pause()
             continue
-        return parse_plan(new_data, path)
+        return cached_parse(new_data, path)
     raise kept_changing(path)

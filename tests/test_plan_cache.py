@@ -3,6 +3,7 @@ found for, or for bytes that differ in checkbox marks alone; anything else is pa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def private_tmp(tmp_path, monkeypatch):
 
 def _same(a, b) -> None:
     assert a.to_json() == b.to_json()
+    assert [dataclasses.asdict(t) for t in a.items()] == [dataclasses.asdict(t) for t in b.items()]
     assert [(t.key, t.mark_offset, t.last_line, t.phase_index) for t in a.items()] == \
         [(t.key, t.mark_offset, t.last_line, t.phase_index) for t in b.items()]
     assert [t.number for t in a.loose_tasks] == [t.number for t in b.loose_tasks]

@@ -211,6 +211,7 @@ class Phase:
             "kind": self.kind,
             "line": self.line,
             "checkpoint": self.checkpoint,
+            "implicit": self.implicit,
             "finished": self.finished,
             **self.counts(),
             "tasks": [t.to_json() for t in self.tasks],
@@ -229,6 +230,8 @@ class Plan:
     #: which version of the file ``data`` was read from (None: not read from disk, or
     #: written since), checked right before a write replaces it
     identity: FileIdentity | None = None
+    #: (line, text) of headings that start with a checkbox (``### [x] 0.1 Task``): not tasks
+    checkbox_headings: list[tuple[int, str]] = field(default_factory=list)
 
     def items(self) -> Iterator[Task]:
         for phase in self.phases:
@@ -398,6 +401,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
     # Stack of open list items: each entry is the Task it carries, or None.
     stack: list[Task | None] = []
     seen: dict[tuple, int] = {}
+    checkbox_headings: list[tuple[int, str]] = []
 
     def line_bytes(index: int) -> bytes:
         end = starts[index + 1] if index + 1 < len(starts) else len(body)
@@ -409,6 +413,8 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
             level = int(token.tag[1])
             title, _sha, checkpoint = clean_name(plain_text(inline))
             lineno = token.map[0] + 1 if token.map else 0
+            if _CHECKBOX_TEXT_RE.match(inline.content):
+                checkbox_headings.append((lineno, " ".join(inline.content.split())))
             if level <= 3 and _PHASE_RE.match(title):
                 numbered = _PHASE_NUMBER_RE.match(title)
                 current = Phase(number=len(phases) + 1, title=title, level=level,
@@ -472,7 +478,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
             for index, task in enumerate(phase.tasks, start=1):
                 _renumber(task, f"{phase.number}.{index}", phase.number, phase.index)
     return Plan(path=path, phases=phases, loose_tasks=loose, data=data,
-                numbered_by_heading=by_heading)
+                numbered_by_heading=by_heading, checkbox_headings=checkbox_headings)
 
 
 def _numbered_by_heading(phases: list[Phase]) -> bool:
@@ -585,7 +591,11 @@ def _task_tuple(task: Task) -> tuple:
 def _plan_tuple(plan: Plan) -> tuple:
     phases = tuple((p.number, p.title, p.level, p.line, p.checkpoint, p.implicit, p.index,
                     p.heading_number, tuple(_task_tuple(t) for t in p.tasks)) for p in plan.phases)
-    return (phases, tuple(_task_tuple(t) for t in plan.loose_tasks), plan.numbered_by_heading)
+    return (phases, tuple(_task_tuple(t) for t in plan.loose_tasks), plan.numbered_by_heading,
+            tuple(plan.checkbox_headings))
+
+
+_new = object.__new__
 
 
 def _task_from(row: tuple, data: bytes) -> Task:
@@ -594,21 +604,28 @@ def _task_from(row: tuple, data: bytes) -> Task:
     mark = chr(data[offset])  # read from the bytes: a tick since the parse is seen
     if mark not in MARKS or data[offset - 1:offset] != b"[" or data[offset + 1:offset + 2] != b"]":
         raise ValueError("cached mark offset does not hold a mark")
-    return Task(number=number, name=name, mark=mark, line=line, mark_offset=offset, depth=depth,
-                phase_number=phase_number, key=TaskKey(k_title, k_path, k_ordinal, k_siblings),
-                last_line=last_line, sha=sha, phase_index=phase_index,
-                children=[_task_from(c, data) for c in children])
+    # Built without the dataclass __init__s (the same fields): thousands of tasks are made
+    # per read, and this is the cost of a cache hit.
+    key = _new(TaskKey)
+    key.__dict__.update(phase_title=k_title, path=k_path, ordinal=k_ordinal, siblings=k_siblings)
+    task = _new(Task)
+    task.__dict__.update(number=number, name=name, mark=mark, line=line, mark_offset=offset,
+                         depth=depth, phase_number=phase_number, key=key, last_line=last_line,
+                         sha=sha, children=[_task_from(c, data) for c in children],
+                         phase_index=phase_index)
+    return task
 
 
 def _plan_from(struct: tuple, data: bytes, path: Path) -> Plan:
-    phase_rows, loose_rows, by_heading = struct
+    phase_rows, loose_rows, by_heading, checkbox_headings = struct
     phases = [Phase(number=number, title=title, level=level, line=line, checkpoint=checkpoint,
                     tasks=[_task_from(t, data) for t in tasks], implicit=implicit, index=index,
                     heading_number=heading_number)
               for number, title, level, line, checkpoint, implicit, index, heading_number, tasks
               in phase_rows]
     return Plan(path=path, phases=phases, loose_tasks=[_task_from(t, data) for t in loose_rows],
-                data=data, numbered_by_heading=by_heading)
+                data=data, numbered_by_heading=by_heading,
+                checkbox_headings=[tuple(h) for h in checkbox_headings])
 
 
 def _mark_offsets(plan: Plan) -> tuple[int, ...]:

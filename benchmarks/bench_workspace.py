@@ -337,6 +337,41 @@ def bench_cli_tick(tmp: Path, cli_reps: int, phases: int, per_phase: int) -> dic
     return {"shape": shape, "timings": results, "tick_extra_for_5000_tasks": extra}
 
 
+def bench_large(tmp: Path) -> dict:
+    """`Session.status()` on a ~50 MB plan and over a 10,000-component tracks.md: wall time
+    and tracemalloc peak of the first call (nothing cached) and of a second one."""
+    out: dict[str, dict] = {}
+    per_phase = 100
+    unit = generate_plan(1, per_phase)
+    phases = max(1, (50 * 2**20) // len(unit))
+    big = generate_plan(phases, per_phase)
+    root = write_workspace(tmp / "large-plan", [("huge-plan", "Huge plan", "In Progress", big)])
+    out["status with a 50 MB plan"] = {"plan_bytes": len(big), "tasks": phases * per_phase,
+                                       **_measure_status(root)}
+    comps = [(f"c{i:05d}", f"Component {i}", "Planning", generate_plan(1, 3, seed=i))
+             for i in range(10_000)]
+    root = write_workspace(tmp / "large-tracks", comps)
+    out["status over a 10,000-component tracks.md"] = {"components": len(comps),
+                                                       **_measure_status(root)}
+    return out
+
+
+def _measure_status(root: Path) -> dict:
+    figures = {}
+    for call in ("first", "second"):
+        session = Session.open(root=root, user="bench")
+        gc.collect()
+        tracemalloc.start()
+        start = time.perf_counter()
+        session.status().to_json()
+        wall = time.perf_counter() - start
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        figures[f"{call}_call_s"] = wall
+        figures[f"{call}_call_tracemalloc_peak_bytes"] = peak
+    return figures
+
+
 def profile_parse(phases: int, per_phase: int, top: int = 25) -> str:
     data = generate_plan(phases, per_phase)
     profiler = cProfile.Profile()
@@ -391,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions for in-process timings")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile parse_plan on the big plan (always done when it is slow)")
-    parser.add_argument("--only", action="append", choices=("plan", "memory", "status", "cli_tick"),
-                        help="run only these parts (repeatable); default: all")
+    parser.add_argument("--only", action="append", choices=("plan", "memory", "status", "cli_tick", "large"),
+                        help="run only these parts (repeatable); default: all but large")
     args = parser.parse_args(argv)
     only = set(args.only or ("plan", "memory", "status", "cli_tick"))
 
@@ -437,6 +472,15 @@ def main(argv: list[str] | None = None) -> int:
             print(table("\n(d) a tick from the CLI, and the plan refresh", results["cli_tick"]["timings"]))
             print(f"a tick in the 5,000-task plan costs {extra['median_extra_s'] * 1e3:.1f} ms more "
                   f"(median; min {extra['min_extra_s'] * 1e3:.1f} ms) than in the 10-task plan")
+
+        if "large" in only:
+            results["large"] = bench_large(tmp)
+            print("\n(e) status on very large inputs (tracemalloc on: times include its overhead)")
+            for name, fig in results["large"].items():
+                print(f"{name}: first call {fig['first_call_s']:.2f} s, peak "
+                      f"{fig['first_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB; second call "
+                      f"{fig['second_call_s']:.2f} s, peak "
+                      f"{fig['second_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB")
 
         parse_median = results.get("plan", {}).get("timings", {}).get(
             "parse_plan (bytes -> Plan)", {}).get("median_s", 0.0)

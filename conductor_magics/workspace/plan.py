@@ -41,6 +41,7 @@ from .files import (
 
 #: Checkbox mark → state name.
 MARKS = {" ": "todo", "x": "done", "X": "done", "~": "in_progress", "-": "skipped", "!": "blocked"}
+_CLOSED_MARKS = frozenset("xX-")  # done or skipped
 #: State name → the mark written for it.
 STATE_MARK = {"todo": " ", "done": "x", "in_progress": "~", "skipped": "-", "blocked": "!"}
 
@@ -140,9 +141,14 @@ class Task:
 
     def walk(self) -> Iterator[Task]:
         """This task and every sub-task below it, in document order."""
-        yield self
-        for child in self.children:
-            yield from child.walk()
+        # One generator with a stack, not one per level: plans of thousands of tasks are
+        # walked several times per command.
+        stack = [self]
+        while stack:
+            task = stack.pop()
+            yield task
+            if task.children:
+                stack.extend(reversed(task.children))
 
     def to_json(self) -> dict:
         return {
@@ -186,13 +192,20 @@ class Phase:
     def items(self) -> Iterator[Task]:
         """Every task and sub-task of the phase in document order."""
         for task in self.tasks:
-            yield from task.walk()
+            if task.children:
+                yield from task.walk()
+            else:
+                yield task
 
     @property
     def finished(self) -> bool:
         """Every task and sub-task is done or skipped (and there is at least one)."""
-        items = list(self.items())
-        return bool(items) and all(t.closed for t in items)
+        seen = False
+        for task in self.items():  # stops at the first open task
+            if task.mark not in _CLOSED_MARKS:
+                return False
+            seen = True
+        return seen
 
     def counts(self) -> dict[str, int]:
         tops = self.tasks
@@ -257,12 +270,13 @@ class Plan:
 
     def next_task(self) -> Task | None:
         """The first task marked in progress, else the first one not started."""
-        items = list(self.items())
-        for wanted in ("in_progress", "todo"):
-            for task in items:
-                if task.state == wanted:
-                    return task
-        return None
+        first_todo = None
+        for task in self.items():
+            if task.mark == "~":
+                return task
+            if first_todo is None and task.mark == " ":
+                first_todo = task
+        return first_todo
 
     def by_key(self, key: TaskKey) -> Task | None:
         for task in self.items():
@@ -545,8 +559,8 @@ def read_plan(path: Path) -> Plan:
 # Anything else is parsed again. The cache never replaces reading the file: the lock, the
 # re-read and the identity check of a write are unchanged.
 
-#: plans smaller than this parse in about a millisecond: no file in the temp folder for them
-_DISK_CACHE_MIN_BYTES = 8 * 1024
+#: plans smaller than this parse in a millisecond or two: no file in the temp folder for them
+_DISK_CACHE_MIN_BYTES = 2 * 1024
 #: larger plans are not kept (neither on disk nor in memory)
 _CACHE_MAX_BYTES = 32 * 1024 * 1024
 _MEMORY_CACHE_ENTRIES = 512
@@ -554,7 +568,8 @@ _MEMORY_CACHE_BYTES = 96 * 1024 * 1024
 # A link reference definition named like a mark (``[x]: /url``) turns ``[x]`` into a link:
 # there a mark is not structure-neutral, so such plans are always parsed again.
 _MARK_LINK_DEF_RE = re.compile(rb"\[[ xX~!-]\]:")
-_memory_cache: OrderedDict[str, tuple[bytes, tuple, tuple[int, ...]]] = OrderedDict()
+#: path key → (bytes, structure, mark offsets, the marshalled structure or None)
+_memory_cache: OrderedDict[str, tuple[bytes, tuple, tuple[int, ...], bytes | None]] = OrderedDict()
 _cache_version: str | None = None
 
 
@@ -596,23 +611,27 @@ def _plan_tuple(plan: Plan) -> tuple:
 
 
 _new = object.__new__
+_set = object.__setattr__  # TaskKey is frozen
+_MARK_OF_BYTE = {ord(mark): mark for mark in MARKS}
 
 
 def _task_from(row: tuple, data: bytes) -> Task:
     (number, name, line, offset, depth, phase_number, k_title, k_path, k_ordinal, k_siblings,
      last_line, sha, phase_index, children) = row
-    mark = chr(data[offset])  # read from the bytes: a tick since the parse is seen
-    if mark not in MARKS or data[offset - 1:offset] != b"[" or data[offset + 1:offset + 2] != b"]":
+    mark = _MARK_OF_BYTE.get(data[offset])  # read from the bytes: a tick since the parse is seen
+    if mark is None or data[offset - 1] != 0x5B or data[offset + 1] != 0x5D:  # [ and ]
         raise ValueError("cached mark offset does not hold a mark")
     # Built without the dataclass __init__s (the same fields): thousands of tasks are made
     # per read, and this is the cost of a cache hit.
     key = _new(TaskKey)
-    key.__dict__.update(phase_title=k_title, path=k_path, ordinal=k_ordinal, siblings=k_siblings)
+    _set(key, "__dict__", {"phase_title": k_title, "path": k_path, "ordinal": k_ordinal,
+                           "siblings": k_siblings})
     task = _new(Task)
-    task.__dict__.update(number=number, name=name, mark=mark, line=line, mark_offset=offset,
-                         depth=depth, phase_number=phase_number, key=key, last_line=last_line,
-                         sha=sha, children=[_task_from(c, data) for c in children],
-                         phase_index=phase_index)
+    task.__dict__ = {"number": number, "name": name, "mark": mark, "line": line,
+                     "mark_offset": offset, "depth": depth, "phase_number": phase_number,
+                     "key": key, "last_line": last_line, "sha": sha,
+                     "children": [_task_from(c, data) for c in children] if children else [],
+                     "phase_index": phase_index}
     return task
 
 
@@ -645,46 +664,47 @@ def _same_but_marks(old: bytes, new: bytes, offsets: tuple[int, ...]) -> bool:
     return old[start:] == new[start:]
 
 
-def _remember(key: str, data: bytes, struct: tuple, offsets: tuple[int, ...], *,
-              disk: bool) -> None:
+def _remember(key: str, data: bytes, struct: tuple, offsets: tuple[int, ...],
+              blob: bytes | None = None, *, disk: bool) -> None:
     if len(data) > _CACHE_MAX_BYTES:
         return
-    _memory_cache[key] = (data, struct, offsets)
-    _memory_cache.move_to_end(key)
-    total = sum(len(entry[0]) for entry in _memory_cache.values())
-    while len(_memory_cache) > _MEMORY_CACHE_ENTRIES or total > _MEMORY_CACHE_BYTES:
-        _old_key, (old_data, _s, _o) = _memory_cache.popitem(last=False)
-        total -= len(old_data)
     if disk and len(data) >= _DISK_CACHE_MIN_BYTES:
+        # The structure is marshalled once and reused after every tick (marks are not in it).
+        blob = blob if blob is not None else marshal.dumps((struct, offsets))
         # Best effort: a cache that cannot be written is only slower.
         with contextlib.suppress(OSError, ValueError, ConductorError):
             target = _cache_file(key)
             target.parent.mkdir(mode=0o700, exist_ok=True)
-            blob = marshal.dumps((_parser_version(), data, struct, offsets))
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(blob)
+                    handle.write(marshal.dumps((_parser_version(), data, blob)))
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
+    _memory_cache[key] = (data, struct, offsets, blob)
+    _memory_cache.move_to_end(key)
+    total = sum(len(entry[0]) for entry in _memory_cache.values())
+    while len(_memory_cache) > _MEMORY_CACHE_ENTRIES or total > _MEMORY_CACHE_BYTES:
+        _old_key, old_entry = _memory_cache.popitem(last=False)
+        total -= len(old_entry[0])
 
 
-def _recall(key: str) -> tuple[bytes, tuple, tuple[int, ...]] | None:
+def _recall(key: str) -> tuple[bytes, tuple, tuple[int, ...], bytes | None] | None:
     entry = _memory_cache.get(key)
     if entry is not None:
         _memory_cache.move_to_end(key)
         return entry
     try:
-        blob = _cache_file(key).read_bytes()
-        version, data, struct, offsets = marshal.loads(blob)
+        version, data, blob = marshal.loads(_cache_file(key).read_bytes())
+        if version != _parser_version() or not isinstance(data, bytes):
+            return None
+        struct, offsets = marshal.loads(blob)
     except (OSError, ValueError, EOFError, TypeError, ConductorError):
         return None
-    if version != _parser_version() or not isinstance(data, bytes):
-        return None
-    return data, struct, offsets
+    return data, struct, offsets, blob
 
 
 def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
@@ -697,7 +717,7 @@ def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
     key = _cache_key(path)
     entry = _recall(key)
     if entry is not None:
-        old, struct, offsets = entry
+        old, struct, offsets, blob = entry
         if old == data or _same_but_marks(old, data, offsets):
             try:
                 plan = _plan_from(struct, data, path)
@@ -705,7 +725,7 @@ def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
                 plan = None  # a damaged cache file: parse
             if plan is not None:
                 if old != data or key not in _memory_cache:
-                    _remember(key, data, struct, offsets, disk=old != data)
+                    _remember(key, data, struct, offsets, blob, disk=old != data)
                 return plan
     plan = parse_plan(data, path)
     remember_plan(plan)
@@ -716,6 +736,17 @@ def remember_plan(plan: Plan) -> None:
     """Keep ``plan`` (parsed from, or ticked to, ``plan.data``) as the structure of its file."""
     if len(plan.data) <= _CACHE_MAX_BYTES:
         _remember(_cache_key(plan.path), plan.data, _plan_tuple(plan), _mark_offsets(plan), disk=True)
+
+
+def _remember_tick(plan: Plan, old_data: bytes) -> None:
+    """After a one-byte tick of ``old_data`` into ``plan.data``: the structure kept for the
+    old bytes is the structure of the new ones (marks are not part of it)."""
+    key = _cache_key(plan.path)
+    entry = _memory_cache.get(key)
+    if entry is not None and entry[0] == old_data:
+        _remember(key, plan.data, entry[1], entry[2], entry[3], disk=True)
+    else:
+        remember_plan(plan)
 
 
 def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
@@ -764,9 +795,9 @@ def write_task_state(path: Path, key: TaskKey, state: str,
         # A tick changes one byte and no offsets: the plan is updated in place rather than
         # parsed again (its identity is unknown now: a later write re-reads it first).
         task.mark = STATE_MARK[state]
-        plan.data = new_data
+        old_data, plan.data = plan.data, new_data
         plan.identity = None
-        remember_plan(plan)  # the next command (a new CLI process too) starts from it
+        _remember_tick(plan, old_data)  # the next command (a new CLI process too) starts from it
         return plan, task, before
     raise kept_changing(path)
 

@@ -338,38 +338,57 @@ def bench_cli_tick(tmp: Path, cli_reps: int, phases: int, per_phase: int) -> dic
 
 
 def bench_large(tmp: Path) -> dict:
-    """`Session.status()` on a ~50 MB plan and over a 10,000-component tracks.md: wall time
-    and tracemalloc peak of the first call (nothing cached) and of a second one."""
+    """`status` on a ~50 MB plan and over a 10,000-component tracks.md (wall time and peak
+    RSS of a fresh interpreter: first call, then a second one), and the same at a tenth of
+    the size with tracemalloc on (its peak; tracemalloc itself slows the run several-fold
+    and costs memory per allocation, so it is not used at full size)."""
     out: dict[str, dict] = {}
     per_phase = 100
-    unit = generate_plan(1, per_phase)
-    phases = max(1, (50 * 2**20) // len(unit))
-    big = generate_plan(phases, per_phase)
-    root = write_workspace(tmp / "large-plan", [("huge-plan", "Huge plan", "In Progress", big)])
-    out["status with a 50 MB plan"] = {"plan_bytes": len(big), "tasks": phases * per_phase,
-                                       **_measure_status(root)}
-    comps = [(f"c{i:05d}", f"Component {i}", "Planning", generate_plan(1, 3, seed=i))
-             for i in range(10_000)]
-    root = write_workspace(tmp / "large-tracks", comps)
-    out["status over a 10,000-component tracks.md"] = {"components": len(comps),
-                                                       **_measure_status(root)}
+    unit = len(generate_plan(1, per_phase))
+    for label, megabytes in (("5 MB plan", 5), ("50 MB plan", 50)):
+        phases = max(1, (megabytes * 2**20) // unit)
+        big = generate_plan(phases, per_phase)
+        root = write_workspace(tmp / f"large-plan-{megabytes}", [("huge-plan", "Huge plan", "In Progress", big)])
+        out[f"status with a {label}"] = {"plan_bytes": len(big), "tasks": phases * per_phase,
+                                         **_measure_status(root, tracemalloc_on=megabytes == 5)}
+        shutil.rmtree(root, ignore_errors=True)
+    for n in (1_000, 10_000):
+        comps = [(f"c{i:05d}", f"Component {i}", "Planning", generate_plan(1, 3, seed=i))
+                 for i in range(n)]
+        root = write_workspace(tmp / f"large-tracks-{n}", comps)
+        out[f"status over {n:,} components"] = {"components": n,
+                                                 **_measure_status(root, tracemalloc_on=n == 1_000)}
+        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
-def _measure_status(root: Path) -> dict:
-    figures = {}
-    for call in ("first", "second"):
-        session = Session.open(root=root, user="bench")
-        gc.collect()
-        tracemalloc.start()
-        start = time.perf_counter()
-        session.status().to_json()
-        wall = time.perf_counter() - start
-        _current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        figures[f"{call}_call_s"] = wall
-        figures[f"{call}_call_tracemalloc_peak_bytes"] = peak
-    return figures
+def _measure_status(root: Path, tracemalloc_on: bool) -> dict:
+    code = (
+        "import json, sys, time, tracemalloc\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from conductor_magics.session import Session\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "out = {'rss_before_bytes': hwm()}\n"
+        f"trace = {tracemalloc_on!r}\n"
+        "for call in ('first', 'second'):\n"
+        "    session = Session.open(root=sys.argv[1], user='bench')\n"
+        "    if trace:\n"
+        "        tracemalloc.start()\n"
+        "    start = time.perf_counter()\n"
+        "    session.status().to_json()\n"
+        "    out[call + '_call_s'] = time.perf_counter() - start\n"
+        "    if trace:\n"
+        "        out[call + '_call_tracemalloc_peak_bytes'] = tracemalloc.get_traced_memory()[1]\n"
+        "        tracemalloc.stop()\n"
+        "    out[call + '_call_peak_rss_bytes'] = hwm()\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout)
 
 
 def profile_parse(phases: int, per_phase: int, top: int = 25) -> str:
@@ -475,12 +494,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if "large" in only:
             results["large"] = bench_large(tmp)
-            print("\n(e) status on very large inputs (tracemalloc on: times include its overhead)")
+            print("\n(e) status on very large inputs (fresh interpreter; RSS = VmHWM)")
             for name, fig in results["large"].items():
-                print(f"{name}: first call {fig['first_call_s']:.2f} s, peak "
-                      f"{fig['first_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB; second call "
-                      f"{fig['second_call_s']:.2f} s, peak "
-                      f"{fig['second_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB")
+                traced = (f", tracemalloc peak {fig['first_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB"
+                          if "first_call_tracemalloc_peak_bytes" in fig else "")
+                print(f"{name}: first call {fig['first_call_s']:.2f} s{traced}, peak RSS "
+                      f"{fig['first_call_peak_rss_bytes'] / 2**20:.0f} MiB; second call "
+                      f"{fig['second_call_s']:.2f} s")
 
         parse_median = results.get("plan", {}).get("timings", {}).get(
             "parse_plan (bytes -> Plan)", {}).get("median_s", 0.0)

@@ -281,6 +281,116 @@ def bench_status(tmp: Path, reps: int, cli_reps: int, n_components: int) -> dict
         ["conductor" if c == script else c for c in cli_cmd[:1]] + ["--root", "DIR", "status", "--json"])}
 
 
+def bench_cli_tick(tmp: Path, cli_reps: int, phases: int, per_phase: int) -> dict:
+    """`conductor task done` as a subprocess (what a user at a terminal waits for) in a
+    10-task plan and in a 5,000-task plan, and the plan refresh the panel and widget run:
+    `Session.plan()` + `to_json()` in process, `conductor plan ID --json` as a subprocess.
+    Each timed tick ticks a different open task."""
+    big = generate_plan(phases, per_phase)
+    small = generate_plan(1, 10)
+    root = write_workspace(tmp / "cli-tick", [("small-plan", "Small plan", "In Progress", small),
+                                              ("big-plan", "Big plan", "In Progress", big)])
+    py = sys.executable
+    script = shutil.which("conductor", path=str(Path(py).parent)) or ""
+    base = [script] if script else [py, "-m", "conductor_magics.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "CONDUCTOR_ROOT"}
+    env["PYTHONPATH"] = str(REPO)
+    results: dict[str, dict] = {}
+    shape: dict = {}
+    for cid, data in (("small-plan", small), ("big-plan", big)):
+        plan = parse_plan(data, "plan.md")
+        todo = [t.number for t in plan.items() if t.depth == 0 and t.state == "todo"]
+        rng = random.Random(11)
+        queue = iter(rng.sample(todo, k=min(len(todo), cli_reps + 2)))
+        shape[cid] = plan.counts()["tasks_total"]
+
+        def tick(_i: int, cid: str = cid, queue=queue) -> None:
+            number = next(queue, None)
+            if number is None:  # the small plan runs out of open tasks: untick one
+                proc = subprocess.run([*base, "--root", str(root), "task", "undo", cid, "1.1"],
+                                      capture_output=True, env=env, cwd=tmp)
+                number = "1.1"
+            proc = subprocess.run([*base, "--root", str(root), "task", "done", cid, number],
+                                  capture_output=True, env=env, cwd=tmp)
+            if proc.returncode != 0:
+                raise RuntimeError(f"task done {cid} {number} exited {proc.returncode}: "
+                                   f"{proc.stderr.decode()[-500:]}")
+
+        label = f"{shape[cid]:,}-task plan"
+        results[f"CLI `conductor task done ID N` in a {label} (wall)"] = repeat(tick, cli_reps)
+    small_s = results[f"CLI `conductor task done ID N` in a {shape['small-plan']:,}-task plan (wall)"]
+    big_s = results[f"CLI `conductor task done ID N` in a {shape['big-plan']:,}-task plan (wall)"]
+    extra = {"median_extra_s": big_s["median_s"] - small_s["median_s"],
+             "min_extra_s": big_s["min_s"] - small_s["min_s"]}
+
+    session = Session.open(root=root, user="bench")
+    results["Session.plan(big).to_json() (panel/widget refresh, in process)"] = repeat(
+        lambda i: session.plan("big-plan").to_json(), cli_reps * 3)
+
+    def cli_plan(_i: int) -> None:
+        proc = subprocess.run([*base, "--root", str(root), "plan", "big-plan", "--json"],
+                              capture_output=True, env=env, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"plan --json exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+
+    results["CLI `conductor plan big --json` (wall)"] = repeat(cli_plan, cli_reps)
+    return {"shape": shape, "timings": results, "tick_extra_for_5000_tasks": extra}
+
+
+def bench_large(tmp: Path) -> dict:
+    """`status` on a ~50 MB plan and over a 10,000-component tracks.md (wall time and peak
+    RSS of a fresh interpreter: first call, then a second one), and the same at a tenth of
+    the size with tracemalloc on (its peak; tracemalloc itself slows the run several-fold
+    and costs memory per allocation, so it is not used at full size)."""
+    out: dict[str, dict] = {}
+    per_phase = 100
+    unit = len(generate_plan(1, per_phase))
+    for label, megabytes in (("5 MB plan", 5), ("50 MB plan", 50)):
+        phases = max(1, (megabytes * 2**20) // unit)
+        big = generate_plan(phases, per_phase)
+        root = write_workspace(tmp / f"large-plan-{megabytes}", [("huge-plan", "Huge plan", "In Progress", big)])
+        out[f"status with a {label}"] = {"plan_bytes": len(big), "tasks": phases * per_phase,
+                                         **_measure_status(root, tracemalloc_on=megabytes == 5)}
+        shutil.rmtree(root, ignore_errors=True)
+    for n in (1_000, 10_000):
+        comps = [(f"c{i:05d}", f"Component {i}", "Planning", generate_plan(1, 3, seed=i))
+                 for i in range(n)]
+        root = write_workspace(tmp / f"large-tracks-{n}", comps)
+        out[f"status over {n:,} components"] = {"components": n,
+                                                 **_measure_status(root, tracemalloc_on=n == 1_000)}
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _measure_status(root: Path, tracemalloc_on: bool) -> dict:
+    code = (
+        "import json, sys, time, tracemalloc\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from conductor_magics.session import Session\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "out = {'rss_before_bytes': hwm()}\n"
+        f"trace = {tracemalloc_on!r}\n"
+        "for call in ('first', 'second'):\n"
+        "    session = Session.open(root=sys.argv[1], user='bench')\n"
+        "    if trace:\n"
+        "        tracemalloc.start()\n"
+        "    start = time.perf_counter()\n"
+        "    session.status().to_json()\n"
+        "    out[call + '_call_s'] = time.perf_counter() - start\n"
+        "    if trace:\n"
+        "        out[call + '_call_tracemalloc_peak_bytes'] = tracemalloc.get_traced_memory()[1]\n"
+        "        tracemalloc.stop()\n"
+        "    out[call + '_call_peak_rss_bytes'] = hwm()\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout)
+
+
 def profile_parse(phases: int, per_phase: int, top: int = 25) -> str:
     data = generate_plan(phases, per_phase)
     profiler = cProfile.Profile()
@@ -335,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions for in-process timings")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile parse_plan on the big plan (always done when it is slow)")
+    parser.add_argument("--only", action="append", choices=("plan", "memory", "status", "cli_tick", "large"),
+                        help="run only these parts (repeatable); default: all but large")
     args = parser.parse_args(argv)
+    only = set(args.only or ("plan", "memory", "status", "cli_tick"))
 
     reps = args.reps or (5 if args.quick else 30)
     status_reps = max(3, reps // 3)
@@ -349,27 +462,48 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="conductor-bench-"))
     try:
         print(f"generating data in {tmp} ...", flush=True)
-        results["plan"] = bench_plan(tmp, reps, phases, per_phase)
-        shape = results["plan"]["shape"]
-        print(f"\nplan.md: {shape['bytes']:,} bytes, {shape['lines']:,} lines, {shape['phases']} phases, "
-              f"{shape['tasks_total']:,} tasks, {shape['subtasks_total']:,} sub-tasks")
-        print(table("(a) plan.md with 5,000 tasks", results["plan"]["timings"]))
+        if "plan" in only:
+            results["plan"] = bench_plan(tmp, reps, phases, per_phase)
+            shape = results["plan"]["shape"]
+            print(f"\nplan.md: {shape['bytes']:,} bytes, {shape['lines']:,} lines, {shape['phases']} phases, "
+                  f"{shape['tasks_total']:,} tasks, {shape['subtasks_total']:,} sub-tasks")
+            print(table("(a) plan.md with 5,000 tasks", results["plan"]["timings"]))
 
-        results["memory"] = mem = bench_memory(tmp, phases, per_phase)
-        print("\n(c) memory of parse_plan on the 5,000-task plan")
-        print(f"tracemalloc peak during parse : {mem['tracemalloc_peak_bytes'] / 2**20:8.1f} MiB")
-        print(f"retained by the Plan object   : {mem['tracemalloc_retained_bytes'] / 2**20:8.1f} MiB")
-        print(f"peak RSS before / after parse : {mem['peak_rss_before_parse_kib'] / 1024:8.1f} / "
-              f"{mem['peak_rss_after_parse_kib'] / 1024:.1f} MiB (fresh interpreter, VmHWM)")
+        if "memory" in only:
+            results["memory"] = mem = bench_memory(tmp, phases, per_phase)
+            print("\n(c) memory of parse_plan on the 5,000-task plan")
+            print(f"tracemalloc peak during parse : {mem['tracemalloc_peak_bytes'] / 2**20:8.1f} MiB")
+            print(f"retained by the Plan object   : {mem['tracemalloc_retained_bytes'] / 2**20:8.1f} MiB")
+            print(f"peak RSS before / after parse : {mem['peak_rss_before_parse_kib'] / 1024:8.1f} / "
+                  f"{mem['peak_rss_after_parse_kib'] / 1024:.1f} MiB (fresh interpreter, VmHWM)")
 
-        results["status"] = bench_status(tmp, status_reps, cli_reps, n_components)
-        shape = results["status"]["shape"]
-        print(f"\nworkspace: {shape['components']} components × {shape['tasks_per_component']} tasks "
-              f"(+{shape['subtasks_per_component']} sub-tasks); CLI exit {shape['cli_exit_code']}, "
-              f"{shape['cli_json_bytes']:,} bytes of JSON")
-        print(table("(b) status over 200 components", results["status"]["timings"]))
+        if "status" in only:
+            results["status"] = bench_status(tmp, status_reps, cli_reps, n_components)
+            shape = results["status"]["shape"]
+            print(f"\nworkspace: {shape['components']} components × {shape['tasks_per_component']} tasks "
+                  f"(+{shape['subtasks_per_component']} sub-tasks); CLI exit {shape['cli_exit_code']}, "
+                  f"{shape['cli_json_bytes']:,} bytes of JSON")
+            print(table("(b) status over 200 components", results["status"]["timings"]))
 
-        parse_median = results["plan"]["timings"]["parse_plan (bytes -> Plan)"]["median_s"]
+        if "cli_tick" in only:
+            results["cli_tick"] = bench_cli_tick(tmp, cli_reps, phases, per_phase)
+            extra = results["cli_tick"]["tick_extra_for_5000_tasks"]
+            print(table("\n(d) a tick from the CLI, and the plan refresh", results["cli_tick"]["timings"]))
+            print(f"a tick in the 5,000-task plan costs {extra['median_extra_s'] * 1e3:.1f} ms more "
+                  f"(median; min {extra['min_extra_s'] * 1e3:.1f} ms) than in the 10-task plan")
+
+        if "large" in only:
+            results["large"] = bench_large(tmp)
+            print("\n(e) status on very large inputs (fresh interpreter; RSS = VmHWM)")
+            for name, fig in results["large"].items():
+                traced = (f", tracemalloc peak {fig['first_call_tracemalloc_peak_bytes'] / 2**20:.0f} MiB"
+                          if "first_call_tracemalloc_peak_bytes" in fig else "")
+                print(f"{name}: first call {fig['first_call_s']:.2f} s{traced}, peak RSS "
+                      f"{fig['first_call_peak_rss_bytes'] / 2**20:.0f} MiB; second call "
+                      f"{fig['second_call_s']:.2f} s")
+
+        parse_median = results.get("plan", {}).get("timings", {}).get(
+            "parse_plan (bytes -> Plan)", {}).get("median_s", 0.0)
         if args.profile or parse_median > 0.5:
             text = profile_parse(phases, per_phase)
             results["parse_profile_top"] = text.splitlines()[:80]

@@ -70,8 +70,8 @@ def _reader_went_away() -> int:
 
 def _progress(want_json: bool):
     """tqdm bars on stderr for long steps, only on a terminal (not in logs, not with --json)."""
-    if want_json:
-        return None
+    if want_json or not sys.stderr.isatty():
+        return None  # tqdm would show nothing: do not pay for importing it on every command
     from functools import partial
 
     from tqdm import tqdm

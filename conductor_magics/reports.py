@@ -97,6 +97,8 @@ class ComponentStatus:
             "id": c.id, "title": c.title, "status": c.status, "storage_type": c.storage_type,
             "backend": c.backend, **self.counts,
             "current_phase": self.current_phase.title if self.current_phase else None,
+            # one phase "Plan" read from tasks without any phase heading
+            "implicit_phase": bool(self.plan and self.plan.phases and self.plan.phases[0].implicit),
             "next_task": self.next_task.name if self.next_task else None,
             "problems": self.problems,
         }
@@ -125,7 +127,7 @@ class StatusReport:
                 rows.append((
                     cs.component.id, cs.component.status or "?",
                     f"{n['tasks_done']}/{n['tasks_total']}", f"{n['subtasks_done']}/{n['subtasks_total']}",
-                    phase.title if phase else "-",
+                    (f"{phase.title} (implicit)" if phase.implicit else phase.title) if phase else "-",
                     f"{task.number} {task.name}" if task else ("(verify)" if cs.next and cs.next.action == "verify" else "-"),
                 ))
             lines = _table(rows)
@@ -222,7 +224,8 @@ def _phase_lines(states: list[PhaseState]) -> list[str]:
         n = s.phase.counts()
         flag = "verified" if s.verified else ("finished, awaiting verification" if s.phase.finished
                                               else ("locked" if s.locked else ""))
-        lines.append(f"{s.phase.title} [{n['tasks_done']}/{n['tasks_total']}]"
+        implicit = " (implicit: the plan has no phase headings)" if s.phase.implicit else ""
+        lines.append(f"{s.phase.title}{implicit} [{n['tasks_done']}/{n['tasks_total']}]"
                      + (f" — {flag}" if flag else ""))
     return lines
 

@@ -14,7 +14,8 @@ import pytest
 from helpers.cli import clean_env, conductor
 
 COMPONENT_KEYS = ["id", "title", "status", "storage_type", "backend", "tasks_total", "tasks_done",
-                  "subtasks_total", "subtasks_done", "current_phase", "next_task", "problems"]
+                  "subtasks_total", "subtasks_done", "current_phase", "implicit_phase", "next_task",
+                  "problems"]
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -164,6 +164,11 @@ def lint_component(ws: Workspace, component: Component, tracks: Tracks | None) -
             for task in plan.loose_tasks:
                 problems.append(Problem("warning", plan.path, task.line, "task-outside-phase",
                                         f"task '{task.name}' is outside any phase and is not counted"))
+            for line, text in plan.checkbox_headings:
+                problems.append(Problem("warning", plan.path, line, "checkbox-heading",
+                                        f"heading '{text}' carries a checkbox: headings are not "
+                                        "tasks and it will not be tracked (make it a list item "
+                                        "`- [ ] …` under a phase heading)"))
     if not component.spec_path.is_file():
         problems.append(Problem("warning", component.spec_path, None, "spec-missing", "spec.md is missing"))
     else:

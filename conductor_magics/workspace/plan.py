@@ -12,19 +12,28 @@ JupyterLab editor between reading and writing is not lost.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import marshal
+import os
 import re
+import sys
+import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import markdown_it
 from markdown_it import MarkdownIt
 
-from ..errors import TaskNotFound, WorkspaceFormatError
+from ..errors import ConductorError, TaskNotFound, WorkspaceFormatError
 from .files import (
     WRITE_ATTEMPTS,
     FileChanged,
     FileIdentity,
     kept_changing,
+    lock_dir,
     read_with_identity,
     retry_pause,
     write_checked,
@@ -32,6 +41,7 @@ from .files import (
 
 #: Checkbox mark → state name.
 MARKS = {" ": "todo", "x": "done", "X": "done", "~": "in_progress", "-": "skipped", "!": "blocked"}
+_CLOSED_MARKS = frozenset("xX-")  # done or skipped
 #: State name → the mark written for it.
 STATE_MARK = {"todo": " ", "done": "x", "in_progress": "~", "skipped": "-", "blocked": "!"}
 
@@ -131,9 +141,14 @@ class Task:
 
     def walk(self) -> Iterator[Task]:
         """This task and every sub-task below it, in document order."""
-        yield self
-        for child in self.children:
-            yield from child.walk()
+        # One generator with a stack, not one per level: plans of thousands of tasks are
+        # walked several times per command.
+        stack = [self]
+        while stack:
+            task = stack.pop()
+            yield task
+            if task.children:
+                stack.extend(reversed(task.children))
 
     def to_json(self) -> dict:
         return {
@@ -177,13 +192,20 @@ class Phase:
     def items(self) -> Iterator[Task]:
         """Every task and sub-task of the phase in document order."""
         for task in self.tasks:
-            yield from task.walk()
+            if task.children:
+                yield from task.walk()
+            else:
+                yield task
 
     @property
     def finished(self) -> bool:
         """Every task and sub-task is done or skipped (and there is at least one)."""
-        items = list(self.items())
-        return bool(items) and all(t.closed for t in items)
+        seen = False
+        for task in self.items():  # stops at the first open task
+            if task.mark not in _CLOSED_MARKS:
+                return False
+            seen = True
+        return seen
 
     def counts(self) -> dict[str, int]:
         tops = self.tasks
@@ -202,6 +224,7 @@ class Phase:
             "kind": self.kind,
             "line": self.line,
             "checkpoint": self.checkpoint,
+            "implicit": self.implicit,
             "finished": self.finished,
             **self.counts(),
             "tasks": [t.to_json() for t in self.tasks],
@@ -220,6 +243,8 @@ class Plan:
     #: which version of the file ``data`` was read from (None: not read from disk, or
     #: written since), checked right before a write replaces it
     identity: FileIdentity | None = None
+    #: (line, text) of headings that start with a checkbox (``### [x] 0.1 Task``): not tasks
+    checkbox_headings: list[tuple[int, str]] = field(default_factory=list)
 
     def items(self) -> Iterator[Task]:
         for phase in self.phases:
@@ -245,12 +270,13 @@ class Plan:
 
     def next_task(self) -> Task | None:
         """The first task marked in progress, else the first one not started."""
-        items = list(self.items())
-        for wanted in ("in_progress", "todo"):
-            for task in items:
-                if task.state == wanted:
-                    return task
-        return None
+        first_todo = None
+        for task in self.items():
+            if task.mark == "~":
+                return task
+            if first_todo is None and task.mark == " ":
+                first_todo = task
+        return first_todo
 
     def by_key(self, key: TaskKey) -> Task | None:
         for task in self.items():
@@ -389,6 +415,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
     # Stack of open list items: each entry is the Task it carries, or None.
     stack: list[Task | None] = []
     seen: dict[tuple, int] = {}
+    checkbox_headings: list[tuple[int, str]] = []
 
     def line_bytes(index: int) -> bytes:
         end = starts[index + 1] if index + 1 < len(starts) else len(body)
@@ -400,6 +427,8 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
             level = int(token.tag[1])
             title, _sha, checkpoint = clean_name(plain_text(inline))
             lineno = token.map[0] + 1 if token.map else 0
+            if _CHECKBOX_TEXT_RE.match(inline.content):
+                checkbox_headings.append((lineno, " ".join(inline.content.split())))
             if level <= 3 and _PHASE_RE.match(title):
                 numbered = _PHASE_NUMBER_RE.match(title)
                 current = Phase(number=len(phases) + 1, title=title, level=level,
@@ -463,7 +492,7 @@ def parse_plan(data: bytes, path: Path | str = "plan.md") -> Plan:
             for index, task in enumerate(phase.tasks, start=1):
                 _renumber(task, f"{phase.number}.{index}", phase.number, phase.index)
     return Plan(path=path, phases=phases, loose_tasks=loose, data=data,
-                numbered_by_heading=by_heading)
+                numbered_by_heading=by_heading, checkbox_headings=checkbox_headings)
 
 
 def _numbered_by_heading(phases: list[Phase]) -> bool:
@@ -514,9 +543,210 @@ def read_plan(path: Path) -> Plan:
     except FileNotFoundError as exc:
         raise WorkspaceFormatError("plan.md is missing", path=path,
                                    hint="write the component's plan first") from exc
-    plan = parse_plan(data, path)
+    plan = cached_parse(data, path)
     plan.identity = identity
     return plan
+
+
+# -- the parse cache --------------------------------------------------------------------------
+#
+# markdown-it re-tokenising a 5,000-task plan costs ~0.4 s, and the CLI is a new process on
+# every tick. So the structure found for a file's bytes is kept, per plan path, in this
+# process and in this user's private temp folder (next to the locks), together with the
+# bytes it was found for. It is used only for exactly those bytes, or for bytes that differ
+# from them in checkbox marks alone (a tick, here or in an editor): a mark is one byte in
+# ``[ ]`` and never changes the structure, so the marks are simply read from the new bytes.
+# Anything else is parsed again. The cache never replaces reading the file: the lock, the
+# re-read and the identity check of a write are unchanged.
+
+#: plans smaller than this parse in a millisecond or two: no file in the temp folder for them
+_DISK_CACHE_MIN_BYTES = 2 * 1024
+#: larger plans are not kept (neither on disk nor in memory)
+_CACHE_MAX_BYTES = 32 * 1024 * 1024
+_MEMORY_CACHE_ENTRIES = 512
+_MEMORY_CACHE_BYTES = 96 * 1024 * 1024
+# A link reference definition named like a mark (``[x]: /url``) turns ``[x]`` into a link:
+# there a mark is not structure-neutral, so such plans are always parsed again.
+_MARK_LINK_DEF_RE = re.compile(rb"\[[ xX~!-]\]:")
+#: path key → (bytes, structure, mark offsets, the marshalled structure or None)
+_memory_cache: OrderedDict[str, tuple[bytes, tuple, tuple[int, ...], bytes | None]] = OrderedDict()
+_cache_version: str | None = None
+
+
+def _parser_version() -> str:
+    """What the cached structure depends on: this module's source (the parser), markdown-it's
+    version and the marshal format of this Python; a change of any is a different cache."""
+    global _cache_version
+    if _cache_version is None:
+        digest = hashlib.sha256()
+        with contextlib.suppress(OSError):
+            digest.update(Path(__file__).read_bytes())
+        digest.update(str(getattr(markdown_it, "__version__", "")).encode())
+        digest.update(f"{sys.version_info[:2]}/{marshal.version}".encode())
+        _cache_version = digest.hexdigest()[:24]
+    return _cache_version
+
+
+def _cache_key(path: Path) -> str:
+    real = os.path.realpath(path)
+    return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path:
+    return lock_dir() / "plan-cache" / f"{key}.bin"
+
+
+def _task_tuple(task: Task) -> tuple:
+    k = task.key
+    return (task.number, task.name, task.line, task.mark_offset, task.depth, task.phase_number,
+            k.phase_title, k.path, k.ordinal, k.siblings, task.last_line, task.sha,
+            task.phase_index, tuple(_task_tuple(c) for c in task.children))
+
+
+def _plan_tuple(plan: Plan) -> tuple:
+    phases = tuple((p.number, p.title, p.level, p.line, p.checkpoint, p.implicit, p.index,
+                    p.heading_number, tuple(_task_tuple(t) for t in p.tasks)) for p in plan.phases)
+    return (phases, tuple(_task_tuple(t) for t in plan.loose_tasks), plan.numbered_by_heading,
+            tuple(plan.checkbox_headings))
+
+
+_new = object.__new__
+_set = object.__setattr__  # TaskKey is frozen
+_MARK_OF_BYTE = {ord(mark): mark for mark in MARKS}
+
+
+def _task_from(row: tuple, data: bytes) -> Task:
+    (number, name, line, offset, depth, phase_number, k_title, k_path, k_ordinal, k_siblings,
+     last_line, sha, phase_index, children) = row
+    mark = _MARK_OF_BYTE.get(data[offset])  # read from the bytes: a tick since the parse is seen
+    if mark is None or data[offset - 1] != 0x5B or data[offset + 1] != 0x5D:  # [ and ]
+        raise ValueError("cached mark offset does not hold a mark")
+    # Built without the dataclass __init__s (the same fields): thousands of tasks are made
+    # per read, and this is the cost of a cache hit.
+    key = _new(TaskKey)
+    _set(key, "__dict__", {"phase_title": k_title, "path": k_path, "ordinal": k_ordinal,
+                           "siblings": k_siblings})
+    task = _new(Task)
+    task.__dict__ = {"number": number, "name": name, "mark": mark, "line": line,
+                     "mark_offset": offset, "depth": depth, "phase_number": phase_number,
+                     "key": key, "last_line": last_line, "sha": sha,
+                     "children": [_task_from(c, data) for c in children] if children else [],
+                     "phase_index": phase_index}
+    return task
+
+
+def _plan_from(struct: tuple, data: bytes, path: Path) -> Plan:
+    phase_rows, loose_rows, by_heading, checkbox_headings = struct
+    phases = [Phase(number=number, title=title, level=level, line=line, checkpoint=checkpoint,
+                    tasks=[_task_from(t, data) for t in tasks], implicit=implicit, index=index,
+                    heading_number=heading_number)
+              for number, title, level, line, checkpoint, implicit, index, heading_number, tasks
+              in phase_rows]
+    return Plan(path=path, phases=phases, loose_tasks=[_task_from(t, data) for t in loose_rows],
+                data=data, numbered_by_heading=by_heading,
+                checkbox_headings=[tuple(h) for h in checkbox_headings])
+
+
+def _mark_offsets(plan: Plan) -> tuple[int, ...]:
+    every = [t for p in plan.phases for t in p.items()] + [i for t in plan.loose_tasks for i in t.walk()]
+    return tuple(sorted(t.mark_offset for t in every))
+
+
+def _same_but_marks(old: bytes, new: bytes, offsets: tuple[int, ...]) -> bool:
+    """Whether ``new`` differs from ``old`` at most in the bytes at ``offsets``."""
+    if len(old) != len(new) or _MARK_LINK_DEF_RE.search(new):
+        return False
+    start = 0
+    for offset in offsets:
+        if old[start:offset] != new[start:offset]:
+            return False
+        start = offset + 1
+    return old[start:] == new[start:]
+
+
+def _remember(key: str, data: bytes, struct: tuple, offsets: tuple[int, ...],
+              blob: bytes | None = None, *, disk: bool) -> None:
+    if len(data) > _CACHE_MAX_BYTES:
+        return
+    if disk and len(data) >= _DISK_CACHE_MIN_BYTES:
+        # The structure is marshalled once and reused after every tick (marks are not in it).
+        blob = blob if blob is not None else marshal.dumps((struct, offsets))
+        # Best effort: a cache that cannot be written is only slower.
+        with contextlib.suppress(OSError, ValueError, ConductorError):
+            target = _cache_file(key)
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(marshal.dumps((_parser_version(), data, blob)))
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+    _memory_cache[key] = (data, struct, offsets, blob)
+    _memory_cache.move_to_end(key)
+    total = sum(len(entry[0]) for entry in _memory_cache.values())
+    while len(_memory_cache) > _MEMORY_CACHE_ENTRIES or total > _MEMORY_CACHE_BYTES:
+        _old_key, old_entry = _memory_cache.popitem(last=False)
+        total -= len(old_entry[0])
+
+
+def _recall(key: str) -> tuple[bytes, tuple, tuple[int, ...], bytes | None] | None:
+    entry = _memory_cache.get(key)
+    if entry is not None:
+        _memory_cache.move_to_end(key)
+        return entry
+    try:
+        version, data, blob = marshal.loads(_cache_file(key).read_bytes())
+        if version != _parser_version() or not isinstance(data, bytes):
+            return None
+        struct, offsets = marshal.loads(blob)
+    except (OSError, ValueError, EOFError, TypeError, ConductorError):
+        return None
+    return data, struct, offsets, blob
+
+
+def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
+    """:func:`parse_plan` of ``data``, reusing the structure found earlier for the same file
+    when ``data`` is the same or differs from it in checkbox marks only (a fresh ``Plan``
+    every time: callers may change it)."""
+    path = Path(path)
+    if len(data) > _CACHE_MAX_BYTES:
+        return parse_plan(data, path)
+    key = _cache_key(path)
+    entry = _recall(key)
+    if entry is not None:
+        old, struct, offsets, blob = entry
+        if old == data or _same_but_marks(old, data, offsets):
+            try:
+                plan = _plan_from(struct, data, path)
+            except (ValueError, TypeError, IndexError):
+                plan = None  # a damaged cache file: parse
+            if plan is not None:
+                if old != data or key not in _memory_cache:
+                    _remember(key, data, struct, offsets, blob, disk=old != data)
+                return plan
+    plan = parse_plan(data, path)
+    remember_plan(plan)
+    return plan
+
+
+def remember_plan(plan: Plan) -> None:
+    """Keep ``plan`` (parsed from, or ticked to, ``plan.data``) as the structure of its file."""
+    if len(plan.data) <= _CACHE_MAX_BYTES:
+        _remember(_cache_key(plan.path), plan.data, _plan_tuple(plan), _mark_offsets(plan), disk=True)
+
+
+def _remember_tick(plan: Plan, old_data: bytes) -> None:
+    """After a one-byte tick of ``old_data`` into ``plan.data``: the structure kept for the
+    old bytes is the structure of the new ones (marks are not part of it)."""
+    key = _cache_key(plan.path)
+    entry = _memory_cache.get(key)
+    if entry is not None and entry[0] == old_data:
+        _remember(key, plan.data, entry[1], entry[2], entry[3], disk=True)
+    else:
+        remember_plan(plan)
 
 
 def set_mark_bytes(data: bytes, task: Task, state: str) -> bytes:
@@ -551,7 +781,7 @@ def write_task_state(path: Path, key: TaskKey, state: str,
             )
         before = task.state
         if before == state:
-            return (parse_plan(plan.data, path) if quick else plan), task, before
+            return (cached_parse(plan.data, path) if quick else plan), task, before
         new_data = set_mark_bytes(plan.data, task, state)
         try:
             write_checked(path, new_data, plan.identity)
@@ -560,13 +790,14 @@ def write_task_state(path: Path, key: TaskKey, state: str,
             plan, quick = _reread_above(path, plan, task)
             continue
         if quick:  # parsed again now that the file is written, outside the race window
-            plan = parse_plan(new_data, path)
+            plan = cached_parse(new_data, path)
             return plan, plan.by_key(key) or task, before
         # A tick changes one byte and no offsets: the plan is updated in place rather than
         # parsed again (its identity is unknown now: a later write re-reads it first).
         task.mark = STATE_MARK[state]
-        plan.data = new_data
+        old_data, plan.data = plan.data, new_data
         plan.identity = None
+        _remember_tick(plan, old_data)  # the next command (a new CLI process too) starts from it
         return plan, task, before
     raise kept_changing(path)
 
@@ -646,5 +877,5 @@ def write_plan_edit(path: Path, edit, *, phase_number: int | None = None,
         except FileChanged:
             retry_pause()
             continue
-        return parse_plan(new_data, path)
+        return cached_parse(new_data, path)
     raise kept_changing(path)

@@ -220,7 +220,7 @@ def make_postgres(engine, target_bytes: float) -> int:
 
 
 def bench_postgres(work: Path, target_bytes: float, reps: int) -> dict:
-    from postgres_server import start_server
+    from helpers.postgres_server import start_server
 
     server = start_server()
     try:

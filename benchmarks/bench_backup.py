@@ -87,9 +87,10 @@ def check_disk(folder: Path, needed: float) -> None:
 # --------------------------------------------------------------------------- (a) SQLite
 
 
-def make_sqlite(path: Path, target_bytes: float) -> int:
-    """A database of about ``target_bytes``: accounts (10,000) and events referencing them."""
-    rows = int(target_bytes / ROW_BYTES)
+def make_sqlite(path: Path, target_bytes: float, payload_bytes: int = 150) -> int:
+    """A database of about ``target_bytes``: accounts (10,000) and events referencing them
+    (each with a random payload of ``payload_bytes`` bytes, stored as hex text)."""
+    rows = int(target_bytes / (ROW_BYTES - 2 * (150 - payload_bytes)))
     conn = sqlite3.connect(path)
     conn.executescript("""
         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
@@ -105,18 +106,23 @@ def make_sqlite(path: Path, target_bytes: float) -> int:
                  "INSERT INTO accounts SELECT i, 'account ' || i, '2026-01-01T00:00:00' FROM n")
     conn.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
                  "INSERT INTO events SELECT i, 1 + abs(random()) % 10000, 'k' || (i % 7), "
-                 "(abs(random()) % 100000) / 100.0, hex(randomblob(150)) FROM n")
+                 f"(abs(random()) % 100000) / 100.0, hex(randomblob({payload_bytes})) FROM n")
     conn.commit()
     conn.close()
     return rows + 10000
 
 
-def bench_sqlite(work: Path, target_bytes: float, reps: int) -> dict:
-    source = work / "source.sqlite"
+def bench_sqlite(work: Path, target_bytes: float, reps: int, source: Path | None = None,
+                 payload_bytes: int = 150) -> dict:
+    # a given source file is generated once and kept: before/after runs measure the same data
+    source = source or work / "source.sqlite"
     started = time.perf_counter()
-    rows = make_sqlite(source, target_bytes)
+    if not source.exists():
+        make_sqlite(source, target_bytes, payload_bytes)
+    with sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("accounts", "events"))
     size = source.stat().st_size
-    print(f"SQLite: generated {size / MB:.0f} MB ({rows:,} rows) in {time.perf_counter() - started:.1f}s")
+    print(f"SQLite: {size / MB:.0f} MB ({rows:,} rows) ready in {time.perf_counter() - started:.1f}s")
     check_disk(work, 3.5 * size)
 
     floor, floor_fsync = [], []
@@ -214,7 +220,7 @@ def make_postgres(engine, target_bytes: float) -> int:
 
 
 def bench_postgres(work: Path, target_bytes: float, reps: int) -> dict:
-    from postgres_server import start_server
+    from helpers.postgres_server import start_server
 
     server = start_server()
     try:
@@ -321,6 +327,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 2, --quick 1)")
     parser.add_argument("--sqlite-mb", type=float, default=None)
     parser.add_argument("--postgres-mb", type=float, default=None)
+    parser.add_argument("--sqlite-file", type=Path, default=None,
+                        help="the SQLite source: generated there when missing, kept afterwards "
+                             "(so before/after runs measure the same data)")
+    parser.add_argument("--payload-bytes", type=int, default=150,
+                        help="random bytes per events row (150: ~340-byte rows; 30: ~100-byte rows)")
+    parser.add_argument("--no-postgres", action="store_true", help="the SQLite part only")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "backup.json")
     args = parser.parse_args()
     reps = args.reps or (1 if args.quick else 2)
@@ -336,9 +348,10 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "platform": platform.platform(),
                         "cpus": os.cpu_count(), "sqlite": sqlite3.sqlite_version},
             "note": "warm page cache for every figure (the cache is not dropped on a shared machine)",
-            "sqlite": bench_sqlite(work, sqlite_mb * MB, reps),
-            "postgresql": bench_postgres(work, postgres_mb * MB, reps),
+            "sqlite": bench_sqlite(work, sqlite_mb * MB, reps, args.sqlite_file, args.payload_bytes),
         }
+        if not args.no_postgres:
+            results["postgresql"] = bench_postgres(work, postgres_mb * MB, reps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

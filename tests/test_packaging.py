@@ -209,7 +209,10 @@ def test_the_wheel_installs_into_a_fresh_venv_with_everything_enabled(
     lab = f"{data}share/jupyter/labextensions/{LAB_NAME}/"
     assert f"{lab}package.json" in names and f"{lab}install.json" in names
     assert any(re.fullmatch(rf"{re.escape(lab)}static/remoteEntry\.[0-9a-f]+\.js", n) for n in names)
-    assert f"{lab}schemas/{LAB_NAME}/plugin.json" in names
+    # every plugin's settings schema (one per plugin that has settings)
+    schemas = sorted(p.name for p in (REPO / "labextension" / "schema").glob("*.json"))
+    assert schemas
+    assert [s for s in schemas if f"{lab}schemas/{LAB_NAME}/{s}" not in names] == []
     assert f"{data}etc/jupyter/jupyter_server_config.d/conductor_magics.json" in names
     assert "conductor_magics/server/handlers.py" in names
     assert not [n for n in names if "node_modules" in n or n.endswith(".ts") or "/src/" in n]

@@ -130,7 +130,7 @@ class FileChanged(Exception):
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None = None,
-                       check_identity: bool = False) -> None:
+                       check_identity: bool = False, durable: bool = True) -> None:
     """Replace ``path`` (or, for a symbolic link, its target) with ``data`` atomically.
 
     With ``check_identity`` the target's identity is compared with ``expect`` (None: the
@@ -149,8 +149,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None =
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         if check_identity and FileIdentity.of(target) != expect:
             raise FileChanged(str(target))
@@ -160,7 +161,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, expect: FileIdentity | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 def _replace_checked(tmp: Path, target: Path, expect: FileIdentity) -> bool:

@@ -18,7 +18,6 @@ import marshal
 import os
 import re
 import sys
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from .files import (
     WRITE_ATTEMPTS,
     FileChanged,
     FileIdentity,
+    atomic_write_bytes,
     kept_changing,
     lock_dir,
     read_with_identity,
@@ -675,15 +675,8 @@ def _remember(key: str, data: bytes, struct: tuple, offsets: tuple[int, ...],
         with contextlib.suppress(OSError, ValueError, ConductorError):
             target = _cache_file(key)
             target.parent.mkdir(mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(marshal.dumps((_parser_version(), data, blob)))
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            # Not durable: a cache lost or torn by a crash is detected when read (and only slower).
+            atomic_write_bytes(target, marshal.dumps((_parser_version(), data, blob)), durable=False)
     _memory_cache[key] = (data, struct, offsets, blob)
     _memory_cache.move_to_end(key)
     total = sum(len(entry[0]) for entry in _memory_cache.values())

@@ -203,15 +203,14 @@ export class ConductorApiError extends Error {
   }
 }
 
-/** A status poll: unchanged (304 for the ETag sent), or the new status and its tag. */
-export type StatusPoll =
-  | { changed: false }
-  | { changed: true; status: IStatus; etag: string | null };
+/** A conditional GET: unchanged (304 for the ETag sent), or the new value and its tag. */
+export type Poll<T> = { changed: false } | { changed: true; value: T; etag: string | null };
 
-/** A lint poll: unchanged (304 for the ETag sent), or the findings and their tag. */
-export type LintPoll =
-  | { changed: false }
-  | { changed: true; lint: ILint; etag: string | null };
+/** A poll of `conductor status --json`. */
+export type StatusPoll = Poll<IStatus>;
+
+/** A poll of `conductor lint --json`. */
+export type LintPoll = Poll<ILint>;
 
 const API = 'conductor/api';
 
@@ -222,26 +221,16 @@ export class ConductorApi {
   ) {}
 
   /** `conductor status --json`; with `etag`, a 304 comes back as `{changed: false}`. */
-  async status(etag?: string | null): Promise<StatusPoll> {
-    const response = await this.request('GET', 'status', undefined, ifNoneMatch(etag));
-    if (response.status === 304) {
-      return { changed: false };
-    }
-    const status = (await this.json(response)) as IStatus;
-    return { changed: true, status, etag: response.headers.get('ETag') };
+  status(etag?: string | null): Promise<StatusPoll> {
+    return this.poll<IStatus>('status', etag);
   }
 
   /**
    * `conductor lint --json` (findings are a 200, not an error); with `etag`, a 304
    * comes back as `{changed: false}`.
    */
-  async lint(etag?: string | null): Promise<LintPoll> {
-    const response = await this.request('GET', 'lint', undefined, ifNoneMatch(etag));
-    if (response.status === 304) {
-      return { changed: false };
-    }
-    const lint = (await this.json(response)) as ILint;
-    return { changed: true, lint, etag: response.headers.get('ETag') };
+  lint(etag?: string | null): Promise<LintPoll> {
+    return this.poll<ILint>('lint', etag);
   }
 
   /** Where storage-conductor/ is, relative to the server root, and its components. */
@@ -280,6 +269,16 @@ export class ConductorApi {
     return (await this.json(
       await this.request('POST', `verify/${encodeURIComponent(id)}`, request)
     )) as IGateResult;
+  }
+
+  /** GET `route` conditionally on `etag` (the server answers 304 when nothing changed). */
+  private async poll<T>(route: string, etag?: string | null): Promise<Poll<T>> {
+    const response = await this.request('GET', route, undefined, ifNoneMatch(etag));
+    if (response.status === 304) {
+      return { changed: false };
+    }
+    const value = (await this.json(response)) as T;
+    return { changed: true, value, etag: response.headers.get('ETag') };
   }
 
   private async request(

@@ -163,12 +163,12 @@ export class ConductorModel {
       ]);
       let changed = false;
       if (poll.changed) {
-        this._status = poll.status;
+        this._status = poll.value;
         this._etag = poll.etag;
         changed = true;
-        const ids = poll.status.components.map(c => c.id);
+        const ids = poll.value.components.map(c => c.id);
         if (!this._selected || !ids.includes(this._selected)) {
-          this._selected = defaultSelection(poll.status);
+          this._selected = defaultSelection(poll.value);
         }
         const known = this._workspace?.components ?? [];
         if (!this._workspace || ids.some(id => !known.includes(id))) {
@@ -210,7 +210,7 @@ export class ConductorModel {
       const hadError = this._lintError !== null;
       this._lintError = null;
       if (poll.changed) {
-        this._lint = poll.lint.problems;
+        this._lint = poll.value.problems;
         this._lintEtag = poll.etag;
       }
       return poll.changed || hadError;

@@ -26,7 +26,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..errors import ConductorError
+from ..errors import ConductorError, notebook_words
 from ..notebook_html import to_html
 from ..session import Session
 from .checklist_model import ChecklistModel, Outcome, PhaseView, TaskView
@@ -240,10 +240,10 @@ class PlanChecklist(w.VBox):
                                      f"{n['tasks_done']}/{n['tasks_total']} · sub-tasks "
                                      f"{n['subtasks_done']}/{n['subtasks_total']}")
         if m.error is not None:
-            self.message.value = f"⚠ {m.error}"
+            self.message.value = f"⚠ {notebook_words(m.error)}"
             self._error_shown = m.error
         elif self._error_shown is not None:
-            if self._error_shown in self.message.value:  # the files are readable again
+            if notebook_words(self._error_shown) in self.message.value:  # the files are readable again
                 self.message.value = ""
             self._error_shown = None
         structure = tuple((p.number, p.title, tuple((t.number, t.key, t.depth) for t in p.tasks))
@@ -275,7 +275,8 @@ class PlanChecklist(w.VBox):
         if self._syncing:
             return
         outcome = self.tick(number, checked)
-        self.message.value = ("✔ " if outcome.ok else "✘ ") + outcome.message
+        # hints name commands in the notebook's words, as the magics and the gate widget do
+        self.message.value = ("✔ " if outcome.ok else "✘ ") + notebook_words(outcome.message)
 
     def tick(self, number: str, checked: bool) -> Outcome:
         """Tick or untick a task as the checkbox does; the boxes follow the files after."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import conductor as run_conductor
 from helpers.git_repos import commit_all, git, init_repo, isolate_git, set_workflow, snapshot
+from helpers.notebook import run_cell
 
 from conductor_magics.session import Session
 from conductor_magics.workspace import Workspace
@@ -394,3 +395,34 @@ def test_an_applied_migration_needs_downgrade(project: Path, tmp_path: Path):
     assert (project / EVENTS / "schema.sql").read_text() == EVENTS_SQL
     assert state_of(project, "1.1.2") == "todo" and state_of(project, "1.1.1") == "done"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_recorded_sha_git_never_had_gets_candidates_by_the_task_s_subject(project: Path):
+    repo = init_repo(project)
+    s = session(project)
+    work(project, "schema.sql", EVENTS_SQL)
+    real = tick(project, "1.1.1", s).commit
+    plan_path = project / EVENTS / "plan.md"
+    plan_path.write_bytes(plan_bytes(project).replace(f"({real.short_sha})".encode(), b"(deadbee1)"))
+    commit_all(project, "a SHA from another clone")
+    plan = revert(project, "task", "1.1.1")
+    ghost = plan["commits"][0]
+    assert ghost["ghost"] and ghost["recorded"] == "deadbee1"
+    assert [c["sha"] for c in ghost["candidates"]] == [real.sha]
+    refused(project, "task", "1.1.1", "--confirm")
+    revert(project, "task", "1.1.1", "--confirm", "--match", f"deadbee1={real.short_sha}")
+    assert not (project / EVENTS / "schema.sql").exists()
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_the_magic_takes_the_same_words(ip, project: Path):
+    init_repo(project)
+    work(project, "schema.sql", EVENTS_SQL)
+    tick(project, "1.1.1")
+    ip.run_line_magic("reload_ext", "conductor_magics")
+    before = snapshot(project)
+    cap, result = run_cell(ip, f"%conductor revert task --id {CID} 1.1.1")
+    assert result.success, cap.stderr
+    text = "".join(o.data.get("text/plain", "") for o in cap.outputs) + cap.stdout
+    assert "dry run, nothing changed" in text and "carry it out with --confirm" in text
+    assert snapshot(project) == before

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -56,6 +57,27 @@ def history(repo: Repository) -> list[HistoryCommit]:
         sha, parents, subject, ids = (chunk.split(_FIELD) + ["", "", ""])[:4]
         found.append(HistoryCommit(sha, parents.split(), subject,
                                    [i.strip() for i in ids.split(",") if i.strip()], len(found)))
+    return found
+
+
+_REVERTS_RE = re.compile(r"^This reverts commit ([0-9a-f]{40})\.", re.MULTILINE)
+
+
+def already_reverted(repo: Repository) -> dict[str, str]:
+    """{reverted SHA: the commit that reverted it} for git's revert messages in HEAD's history
+    (a revert that was itself reverted again does not count)."""
+    if repo.head() is None:
+        return {}
+    out = repo.git("log", "--grep=^This reverts commit ", f"--format=%H{_FIELD}%B{_RECORD}",
+                   "HEAD").stdout
+    found: dict[str, str] = {}
+    for chunk in reversed([c.strip("\n") for c in out.split(_RECORD) if c.strip("\n")]):
+        sha, _, body = chunk.partition(_FIELD)  # oldest first: a later revert wins
+        for target in _REVERTS_RE.findall(body):
+            if target in found.values():  # reverting the revert brings the work back
+                found = {k: v for k, v in found.items() if v != target}
+            else:
+                found[target] = sha
     return found
 
 

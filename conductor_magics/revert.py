@@ -44,6 +44,8 @@ from .commits import (
 from .errors import ConductorError, command, option
 from .history import (
     HistoryCommit,
+    TrialRevert,
+    already_reverted,
     commit_of,
     dirty,
     fast_forward,
@@ -64,7 +66,7 @@ from .workspace.plan import (
 )
 from .workspace.status import COMPLETED, IN_PROGRESS
 from .workspace.verification import REVOCATION, append_record, phase_fields
-from .workspace.workflow import NO_COMMITS
+from .workspace.workflow import NO_COMMITS, PER_TASK
 
 KINDS = ("task", "phase", "component")
 _REVISION_RE = re.compile(r"""^revision\s*(?::\s*\w+\s*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
@@ -143,7 +145,7 @@ class RevertResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "ref": self.ref, "storage_id": self.storage_id,
-            "dry_run": self.dry_run, "applied": not self.dry_run,
+            "dry_run": self.dry_run, "carried_out": not self.dry_run,
             "commits": [c.to_json() for c in self.commits],
             "reopen": [{"number": t.number, "name": t.name} for t in self.reopen],
             "revoke": [{"number": p.number, "title": p.title} for p in self.revoke],
@@ -421,7 +423,7 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
         if task.state != "done":
             raise RevertRefused(f"task {task.number} is not done: nothing to revert",
                                 path=component.plan_path, line=task.line)
-        per_phase = session.preferences().commits != "per-task"
+        per_phase = session.preferences().commits != PER_TASK
         raise RevertRefused(
             f"task {task.number} has no commit of its own"
             + (" (commits are made per phase)" if per_phase else " recorded on its line"),
@@ -440,8 +442,13 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
     try:
         commits = history(repo)
         recorded = _resolve(repo, cid, wants, matched, commits)
+        gone = already_reverted(repo)
     except GitError as exc:
         raise RevertRefused(f"revert cannot read the git history: {exc}", path=repo.top) from None
+    # a task reopened by an earlier revert and ticked again without a new commit (per-phase
+    # commits) still shows its old SHA: that commit is reverted already, not again
+    skipped = [c for c in recorded if c.sha in gone]
+    recorded = [c for c in recorded if c.sha not in gone]
 
     # which verdicts go: the phases reverted, and the phase of a reverted task if verified
     revoke_idx = {p.index for p in phases if p.index in verified}
@@ -457,6 +464,8 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
     status_after = IN_PROGRESS if (kind == "component" or component.status == COMPLETED) else None
     result = RevertResult(kind, ref or cid, cid, dry_run or not confirm, recorded, reopen, revoke,
                           lock_again, component.status, status_after or component.status)
+    result.warnings += [f"{c.sha[:12]} ({c.what}) was reverted already by {gone[c.sha][:12]}: "
+                        "not reverted again" for c in skipped]
 
     def own_file(path: str) -> bool:
         # the component's .gitignore only lists what the tool generates (the embedded
@@ -505,7 +514,8 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
     trailers = [f"{TRAILER_KEY}: {cid}"]
     to_revert = [c.sha for c in recorded if c.sha]
     try:
-        trial = trial_revert(repo, to_revert, own=own_file, trailers=trailers)
+        trial = (trial_revert(repo, to_revert, own=own_file, trailers=trailers) if to_revert
+                 else TrialRevert(tip=repo.head() or ""))
     except GitError as exc:
         raise RevertRefused(f"revert failed in git, nothing was changed: {exc}", path=repo.top) from None
     if trial.conflict is not None:

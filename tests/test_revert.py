@@ -127,11 +127,12 @@ def test_revert_one_task_per_task_commits(project: Path):
     work(project, "models.py", "class Event: ...\n")
     second = tick(project, "1.1.2", s)
     (project / "notes.txt").write_text("not the tool's business\n")
+    git(repo, "add", "notes.txt")  # staged by the user: stays staged, uncommitted
 
     # the dry run (the default) says exactly what would happen and changes nothing
     before = snapshot(repo)
     plan = revert(project, "task", "1.1.1")
-    assert plan["dry_run"] and not plan["applied"]
+    assert plan["dry_run"] and not plan["carried_out"]
     assert [c["sha"] for c in plan["commits"]] == [first.commit.sha]
     assert [t["number"] for t in plan["reopen"]] == ["1.1.1"]
     assert plan["revoke"] == [] and plan["blockers"] == []
@@ -158,7 +159,8 @@ def test_revert_one_task_per_task_commits(project: Path):
                                 'kinds with ck_events_kind"']
     body = git(repo, "log", "-1", "--format=%B", "HEAD~1")
     assert f"This reverts commit {first.commit.sha}." in body and f"Storage-Id: {CID}" in body
-    assert git(repo, "status", "--porcelain") == "?? notes.txt\n"
+    assert git(repo, "status", "--porcelain") == "A  notes.txt\n"
+    assert "notes.txt" not in git(repo, "log", "--name-only", "--format=", "HEAD~2..HEAD")
     assert second.commit.sha in git(repo, "rev-list", "HEAD")
 
 
@@ -426,3 +428,22 @@ def test_the_magic_takes_the_same_words(ip, project: Path):
     text = "".join(o.data.get("text/plain", "") for o in cap.outputs) + cap.stdout
     assert "dry run, nothing changed" in text and "carry it out with --confirm" in text
     assert snapshot(project) == before
+
+
+def test_a_commit_reverted_already_is_not_reverted_again(project: Path):
+    repo = init_repo(project)
+    work(project, "schema.sql", EVENTS_SQL)
+    first = tick(project, "1.1.1").commit
+    revert(project, "task", "1.1.1", "--confirm")
+    # ticked again with commits turned off: the line still shows the old (reverted) SHA
+    set_workflow(project, commit_strategy="none")
+    tick(project, "1.1.1")
+    assert read_plan(project / EVENTS / "plan.md").find("1.1.1").sha == first.short_sha
+    head = git(repo, "rev-parse", "HEAD").strip()
+    plan = revert(project, "task", "1.1.1")
+    assert plan["commits"] == [] and [t["number"] for t in plan["reopen"]] == ["1.1.1"]
+    assert any("was reverted already" in w for w in plan["warnings"])
+    done = revert(project, "task", "1.1.1", "--confirm")
+    assert done["reverted"] == [] and state_of(project, "1.1.1") == "todo"
+    assert git(repo, "rev-parse", "HEAD").strip() == head  # workflow.md asks for no commits
+    assert any("no commits" in w for w in done["warnings"])

@@ -10,8 +10,9 @@ So a conflict leaves the repository exactly as it was (the scratch worktree's re
 aborted with ``git revert --abort`` and the worktree removed).
 
 The tool's own files (plan.md, metadata.json, verification.json, test_runs.json,
-tracks.md) are kept out of the git reverts: they hold the tick and SHA of later tasks
-too, so ``revert`` edits them itself (one-byte unticks, an appended revocation).
+tracks.md, the component's .gitignore) are kept out of the git reverts (the caller says
+which, with ``own``): they hold the ticks and SHAs of later tasks too, so ``revert`` edits
+them itself (one-byte unticks, an appended revocation).
 """
 
 from __future__ import annotations

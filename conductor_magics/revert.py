@@ -27,6 +27,7 @@ its pre-migration backup, as workflow.md says), after the trial reverts succeede
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -346,9 +347,12 @@ def _applied(session: Any, component: Any, revisions: list[Revision], url: str |
     database to look at (no URL and no embedded file: nothing can be applied)."""
     if not revisions:
         return None, set()
-    if url is None and engine is None and not (component.dir / EMBEDDED_DATABASE).exists():
-        return None, set()
+    from .engine.connection import URL_ENV
     from .engine.migrations import live_heads
+
+    if (url is None and engine is None and not os.environ.get(URL_ENV)
+            and not (component.dir / EMBEDDED_DATABASE).exists()):
+        return None, set()  # connecting would create the embedded file
 
     db = session.database(component.id, url=url, engine=engine)
     heads = live_heads(db.engine)

@@ -5,6 +5,9 @@ A record names its phase by title (``phase_title``), by position from 1 in file 
 older readers agree) and by the number messages show (``phase_number``: the heading's own
 number, e.g. 0 for ``## Phase 0: Setup``; absent from older records, where it equalled
 ``phase``).
+
+``revert`` takes a verdict back by appending a ``revocation`` record for the phase (the
+verdict stays in the file): the phase counts as verified again only after a newer verdict.
 """
 
 from __future__ import annotations

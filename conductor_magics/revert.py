@@ -529,7 +529,16 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
             "same lines; nothing was changed (git revert --abort)", path=repo.top,
             hint="revert the later work first, or undo this by hand")
     if result.downgrade_to and live is not None:
-        step = live.migrate("down", result.downgrade_to)
+        from .engine.migrations import DestructiveDowngrade
+
+        try:
+            step = live.migrate("down", result.downgrade_to)
+        except DestructiveDowngrade as exc:
+            # losing data is its own decision: made with migrate down --confirm, by hand
+            raise RevertRefused(
+                f"{exc.message}; nothing was changed", path=repo.top,
+                hint=f"run {command('migrate down', result.downgrade_to, option('id', cid), option('confirm'))} "
+                     "yourself (it takes the pre-migration backup), then revert again") from None
         result.downgrade = step.to_json()
     if trial.tip != repo.head():
         try:

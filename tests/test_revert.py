@@ -447,3 +447,25 @@ def test_a_commit_reverted_already_is_not_reverted_again(project: Path):
     assert done["reverted"] == [] and state_of(project, "1.1.1") == "todo"
     assert git(repo, "rev-parse", "HEAD").strip() == head  # workflow.md asks for no commits
     assert any("no commits" in w for w in done["warnings"])
+
+
+def test_a_downgrade_that_would_drop_data_is_left_to_migrate_down_confirm(project: Path, tmp_path: Path):
+    init_repo(project)
+    s = session(project)
+    _declare(project, tmp_path, EVENTS_SQL)
+    _migrate(project, "new", "-m", "events")
+    _migrate(project, "up")
+    tick(project, "1.1.1", s)
+    first_head = _heads(project)
+    archive = "CREATE TABLE archive (id INTEGER NOT NULL, CONSTRAINT pk_archive PRIMARY KEY (id));\n"
+    _declare(project, tmp_path, EVENTS_SQL + archive)
+    _migrate(project, "new", "-m", "archive")
+    _migrate(project, "up")
+    with sqlite3.connect(project / EVENTS / "dev.sqlite") as conn:
+        conn.executemany("INSERT INTO archive (id) VALUES (?)", [(i,) for i in range(1, 11)])
+    tick(project, "1.1.2", s)
+    second_head = _heads(project)
+    err = refused(project, "task", "1.1.2", "--confirm", "--downgrade")
+    assert "would delete data" in err and "table archive (10 row(s))" in err
+    assert f"run `conductor migrate down {first_head[0]} --id {CID} --confirm` yourself" in err
+    assert _heads(project) == second_head

@@ -27,6 +27,7 @@ its pre-migration backup, as workflow.md says), after the trial reverts succeede
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -405,6 +406,18 @@ def revert(session: Any, kind: str, ref: str | None, storage_id: str | None = No
     ``confirm`` (or with ``dry_run``) nothing is changed: the result says what would be."""
     if kind not in KINDS:
         raise RevertRefused(f"unknown revert kind '{kind}'", hint="task, phase or component")
+    # Carried out under the workspace lock from the first read to the last commit, so a
+    # tick (and its commit) from another kernel cannot slip in between (it is re-entrant:
+    # migrate down and the plan edits take it again).
+    holding = session.workspace.lock() if confirm and not dry_run else contextlib.nullcontext()
+    with holding:
+        return _revert(session, kind, ref, storage_id, confirm=confirm, dry_run=dry_run,
+                       downgrade=downgrade, matches=matches, url=url, engine=engine)
+
+
+def _revert(session: Any, kind: str, ref: str | None, storage_id: str | None, *, confirm: bool,
+            dry_run: bool, downgrade: bool, matches: list[str] | None, url: str | None,
+            engine: Any) -> RevertResult:
     ws = session.workspace
     component = session.active(storage_id)
     cid = component.id

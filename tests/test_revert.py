@@ -469,3 +469,46 @@ def test_a_downgrade_that_would_drop_data_is_left_to_migrate_down_confirm(projec
     assert "would delete data" in err and "table archive (10 row(s))" in err
     assert f"run `conductor migrate down {first_head[0]} --id {CID} --confirm` yourself" in err
     assert _heads(project) == second_head
+
+
+def test_an_applied_migration_on_postgresql(project: Path, tmp_path: Path, pg_url: str):
+    from sqlalchemy import create_engine, text
+
+    repo = init_repo(project)
+    s = session(project)
+    engine = create_engine(pg_url)
+
+    def heads() -> list[str]:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+
+    try:
+        _declare(project, tmp_path, EVENTS_SQL)
+        _migrate(project, "new", "-m", "events", "--url", pg_url)
+        _migrate(project, "up", "--url", pg_url)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO events (id, kind, payload) VALUES (:i, 'created', '{}')"),
+                         [{"i": i} for i in range(1, 21)])
+        tick(project, "1.1.1", s)
+        first_head = heads()
+        _declare(project, tmp_path, EVENTS_INDEXED_SQL)
+        _migrate(project, "new", "-m", "index events kind", "--url", pg_url)
+        _migrate(project, "up", "--url", pg_url)
+        tick(project, "1.1.2", s)
+        second_head = heads()
+
+        plan = revert(project, "task", "1.1.2", "--url", pg_url)
+        assert [r["applied"] for r in plan["revisions"]] == [True]
+        # without --url the embedded database is meant, which has nothing applied
+        assert revert(project, "task", "1.1.2")["revisions"][0]["applied"] is False
+        err = refused(project, "task", "1.1.2", "--confirm", "--url", pg_url)
+        assert f"conductor migrate down {first_head[0]}" in err and heads() == second_head
+        revert(project, "task", "1.1.2", "--confirm", "--downgrade", "--url", pg_url)
+        assert heads() == first_head
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 20
+            assert conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                     "'ix_events_kind'")).scalar() == 0
+        assert git(repo, "status", "--porcelain") == ""
+    finally:
+        engine.dispose()

@@ -125,6 +125,26 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--url", help="database URL for --run-checks")
     p = add("complete", "mark the component Completed (every phase must be verified)")
     p.add_argument("id", nargs="?", help="component id")
+    p = add("revert", "undo a task, a phase or a component through git (the commits the tool "
+                      "recorded): a dry run unless --confirm", component=False)
+    options = ConductorArgumentParser(add_help=False)
+    options.add_argument("--dry-run", action="store_true", help="show what would happen (the default)")
+    options.add_argument("--confirm", action="store_true", help="carry it out")
+    options.add_argument("--downgrade", action="store_true",
+                         help="first run migrate down to before a reverted revision the live "
+                              "database has applied (with the pre-migration backup)")
+    options.add_argument("--match", action="append", default=[], metavar="GHOST=SHA",
+                         help="a recorded SHA no longer in the history (rebased, squashed) is "
+                              "this commit (a candidate a dry run shows; repeatable)")
+    options.add_argument("--url", help="the live database, for the applied-revision check")
+    # one parser per kind, so `revert task --id ID 3.2` reads the reference after the options
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True,
+                             parser_class=ConductorArgumentParser)
+    for kind, ref_help in (("task", "the task: number (2.3) or text"), ("phase", "the phase number"),
+                           ("component", None)):
+        k = kinds.add_parser(kind, help=f"revert a {kind}", parents=[common, identified, options])
+        if ref_help:
+            k.add_argument("ref", metavar="REF", help=ref_help)
     p = add("lint", "check every workspace file; exit 1 when something is found", component=False)
     p.add_argument("--fix", action="store_true",
                    help="apply safe fixes (tracks.md status follows metadata.json, metadata id "
@@ -251,8 +271,9 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
 
 MIGRATE_ACTIONS = ("new", "up", "down", "history", "current", "sql", "check", "lint")
 BACKUP_ACTIONS = ("create", "verify", "list", "prune")
+REVERT_KINDS = ("task", "phase", "component")
 WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "test", "verify",
-                      "complete", "lint")
+                      "complete", "lint", "revert")
 ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud",
                    "seed", "query", "bench", "advise", "backup", "restore")
 SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
@@ -429,6 +450,10 @@ def _run(inv: Invocation, session: Session, body: str | None, url: str | None, e
             return session.complete(component_id(a, a.id))
         case "lint":
             return session.lint(fix=a.fix)
+        case "revert":
+            return session.revert(a.kind, getattr(a, "ref", None), component_id(a), confirm=a.confirm,
+                                  dry_run=a.dry_run, downgrade=a.downgrade, matches=a.match,
+                                  url=a.url or url, engine=None if a.url else engine)
     raise BadArguments(f"unknown command '{inv.command}'")
 
 
@@ -552,6 +577,8 @@ def complete(words: list[str], session: Session | None) -> list[str]:
         return list(MIGRATE_ACTIONS)
     if command == "backup" and not rest:
         return list(BACKUP_ACTIONS)
+    if command == "revert" and not rest:
+        return list(REVERT_KINDS)
     if command == "schema" and not rest:
         return ["declare", "show", *ids]
     if command == "context":

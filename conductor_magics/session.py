@@ -33,6 +33,7 @@ from .reports import (
     TestResult,
     VerifyResult,
 )
+from .revert import RevertResult
 from .workspace import (
     Component,
     Phase,
@@ -207,6 +208,7 @@ class Session:
         schema_first = prefs.testing == SCHEMA_FIRST and "testing" in prefs.source_lines
         states: list[PhaseState] = []
         blocker: PhaseState | None = None
+        blocker_reason = ""
         schema_gate: PhaseState | None = None
         for phase in plan.phases:
             verdict = log.verdict_for(phase, plan)
@@ -214,14 +216,16 @@ class Session:
             state = PhaseState(phase=phase, verified=verified, verdict=verdict)
             if blocker is not None:
                 state.locked, state.blocked_by = True, blocker.phase.number
-                state.lock_reason = (f"{blocker.phase.label} is finished "
-                                     "but not verified")
+                state.lock_reason = f"{blocker.phase.label} {blocker_reason}"
             elif schema_gate is not None and phase.kind in IMPLEMENTATION_KINDS:
                 state.locked, state.blocked_by = True, schema_gate.phase.number
                 state.lock_reason = (f"schema-first: {schema_gate.phase.label} must be verified "
                                      "before implementation phases")
             if not state.locked and phase.finished and not verified:
-                blocker = state
+                blocker, blocker_reason = state, "is finished but not verified"
+            elif not state.locked and not verified and log.revoked(phase, plan) is not None:
+                # a reverted phase holds the later ones until it is verified again
+                blocker, blocker_reason = state, "was reverted and is not verified again"
             if schema_first and schema_gate is None and phase.kind == "schema" and not verified:
                 schema_gate = state
             states.append(state)
@@ -666,6 +670,17 @@ class Session:
         component = self.workspace.component(component.id)
         return CompleteResult(component, plan, states, previous_status=previous,
                               completed_at=self.clock())
+
+    def revert(self, kind: str, ref: str | None, storage_id: str | None = None, *,
+               confirm: bool = False, dry_run: bool = False, downgrade: bool = False,
+               matches: list[str] | None = None, url: str | None = None,
+               engine: Any = None) -> RevertResult:
+        """Revert a task, a phase or a component through git (:mod:`.revert`); a dry run
+        unless ``confirm``."""
+        from .revert import revert
+
+        return revert(self, kind, ref, storage_id, confirm=confirm, dry_run=dry_run,
+                      downgrade=downgrade, matches=matches, url=url, engine=engine)
 
     def lint(self, fix: bool = False) -> LintResult:
         problems = lint_workspace(self.workspace)

@@ -26,7 +26,7 @@ ENGINE_FORMS = [["integrity", "{id}"], ["integrity", "--id", "{id}"], ["crud", "
                 ["migrate", "current", "--id", "{id}"]]
 #: (``task done ID TASK`` stays: its first word is an id only when a component has it)
 OTHER_FORMS = [["test", "t1", "--passed", "--id", "{id}"], ["task", "done", "--id", "{id}", "1.1"],
-               ["complete", "--id", "{id}"]]
+               ["complete", "--id", "{id}"], ["revert", "task", "--id", "{id}", "1.1"]]
 
 
 def cli(project: Path, capsys, *argv: str) -> tuple[int, str, str]:

@@ -838,6 +838,18 @@ def annotate_phase_bytes(data: bytes, phase: Phase, annotation: str) -> bytes:
     return data[:start] + (stripped + trailing).encode("utf-8") + data[end:]
 
 
+def unannotate_phase_bytes(data: bytes, phase: Phase) -> bytes:
+    """``data`` without the phase heading's checkpoint/verified annotation (``revert``);
+    only that line changes, and not at all when it has none."""
+    start, end = _line_span(data, phase.line)
+    text = data[start:end].decode("utf-8")
+    stripped = _VERIFIED_RE.sub("", _CHECKPOINT_RE.sub("", text))
+    if stripped == text:
+        return data
+    trailing = text[len(text.rstrip()):]
+    return data[:start] + (stripped.rstrip() + trailing).encode("utf-8") + data[end:]
+
+
 def set_task_sha_bytes(data: bytes, task: Task, sha: str) -> bytes:
     """``data`` with the task's trailing commit SHA set to ``sha`` (``(abc1234)``), at the
     end of the task's text (its last line when the text wraps)."""

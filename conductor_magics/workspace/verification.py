@@ -5,6 +5,9 @@ A record names its phase by title (``phase_title``), by position from 1 in file 
 older readers agree) and by the number messages show (``phase_number``: the heading's own
 number, e.g. 0 for ``## Phase 0: Setup``; absent from older records, where it equalled
 ``phase``).
+
+``revert`` takes a verdict back by appending a ``revocation`` record for the phase (the
+verdict stays in the file): the phase counts as verified again only after a newer verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .layout import VERIFICATION_FILE
 from .plan import Phase, Plan, _fold
 
 FILE_NAME = VERIFICATION_FILE
+#: the kind of record ``revert`` appends to take a phase's verdict back (history is kept)
+REVOCATION = "revocation"
 
 
 def phase_fields(phase: Phase) -> dict[str, Any]:
@@ -35,18 +40,31 @@ class VerificationLog:
     def verdicts(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind", "verification") == "verification"]
 
-    def verdict_for(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
-        """The latest verdict recorded for a phase, matched by title, else by position
-        when the recorded title names no phase of the plan any more."""
+    def _latest(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
+        """The phase's latest verdict or revocation (see :meth:`verdict_for`)."""
         titles = {_fold(p.title) for p in plan.phases}
         found = None
-        for record in self.verdicts():
+        for record in self.records:
+            if record.get("kind", "verification") not in ("verification", REVOCATION):
+                continue
             title = _fold(str(record.get("phase_title", "")))
             if title == _fold(phase.title) or (
                 title not in titles and record.get("phase") == phase.index + 1
             ):
                 found = record
         return found
+
+    def verdict_for(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
+        """The latest verdict recorded for a phase, matched by title, else by position
+        when the recorded title names no phase of the plan any more; None when a later
+        ``revocation`` record (``revert``) took it back."""
+        found = self._latest(phase, plan)
+        return None if found is None or found.get("kind") == REVOCATION else found
+
+    def revoked(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
+        """The revocation that took the phase's verdict back, while it is the latest record."""
+        found = self._latest(phase, plan)
+        return found if found is not None and found.get("kind") == REVOCATION else None
 
 
 def read_log(path: Path) -> VerificationLog:

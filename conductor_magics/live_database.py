@@ -113,9 +113,9 @@ class LiveDatabase(ComponentDatabase):
         """Spec, schema.sql, revisions, live database and plan verdicts compared pairwise."""
         return drift_steps.drift(self)
 
-    def evidence(self, kind: str) -> dict:
-        """What a verdict of a ``kind`` phase records for drift (hashes, revisions, indexes)."""
-        return drift_steps.evidence(self, kind)
+    def evidence(self) -> dict:
+        """What a verdict records for drift (schema.sql hash, revisions, live indexes)."""
+        return drift_steps.evidence(self)
 
     # -- gate checks ---------------------------------------------------------------------
 

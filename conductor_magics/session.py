@@ -556,7 +556,7 @@ class Session:
             "forced": bool(open_items),
             "open_tasks": [t.number for t in open_items],
             # what drift compares later to tell whether the verdict went stale
-            "evidence": (db.evidence(current.phase.kind) if db is not None
+            "evidence": (db.evidence() if db is not None
                          else file_evidence(component.dir)),
         }
         with self.workspace.lock():

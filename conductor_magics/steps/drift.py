@@ -576,18 +576,18 @@ _COMPARISONS = {"spec-vs-schema": _spec_vs_schema, "queries-vs-schema": _queries
                 "plan-vs-evidence": _plan_vs_evidence}
 
 
-def evidence(db: ComponentDatabase, kind: str) -> dict[str, Any]:
-    """What a verdict of a ``kind`` phase records so that drift can tell later whether it
-    went stale: the declared schema's hash and the revision ids, and for an indexing
-    phase the live database's index names."""
+def evidence(db: ComponentDatabase) -> dict[str, Any]:
+    """What a verdict records so that drift can tell later whether it went stale: the
+    declared schema's hash, the revision ids and the live database's index names."""
     from ..workspace.sources import file_evidence
 
     found = file_evidence(db.component.dir)
-    if kind == "indexing":
-        from ..engine.drift import index_names
+    # every gate that looked at the database records its indexes: a later verdict that saw
+    # an index go (a revision dropped it) keeps an earlier indexing verdict from going stale
+    from ..engine.drift import index_names
 
-        with contextlib.suppress(ConductorError):
-            found["indexes"] = sorted(index_names(db.engine))
+    with contextlib.suppress(ConductorError):
+        found["indexes"] = sorted(index_names(db.engine))
     return found
 
 

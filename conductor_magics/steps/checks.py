@@ -31,9 +31,15 @@ def run_checks(db: ComponentDatabase, kind: str) -> list[gate_checks.CheckResult
 
 def drift_checks(db: ComponentDatabase, kind: str) -> list[gate_checks.CheckResult]:
     """The drift comparisons a gate includes, one row each: a drift error fails the row
-    with the finding's one-line message; warnings pass it and are listed."""
+    with the finding's one-line message; warnings pass it and are listed. None before
+    there is a schema.sql (and, for the migration gate, a revision) to compare."""
     import time
 
+    from ..workspace.sources import revision_files
+
+    # nothing to compare yet: the gate's own first check already says what is missing
+    if not db.declared_sql() or (kind == "migration" and not revision_files(db.component.dir)):
+        return []
     rows = []
     for pair in GATE_KINDS.get(kind, ()):
         name = f"no drift: {pair}"

@@ -280,3 +280,40 @@ def test_cli_exit_codes_and_the_notebook_view(built):
     html = view.bundles[0]["text/html"]
     assert "<svg" in html and "<h4>queries-vs-schema (1)</h4>" in html
     assert "%conductor schema declare" in html or "%%conductor schema declare" in html
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_an_index_dropped_after_the_indexing_phase_was_verified(built):
+    session, live, folder, _ = built
+    waivers = {r.name: "benchmarks come later" for r in live.run_checks("indexing")
+               if r.status == "fail"}
+    session.verify(COMPONENT, 4, note="indexes reviewed", force=True, run_checks=True,
+                   waivers=waivers)
+    assert live.drift().findings == []
+    with sqlite3.connect(folder / "dev.sqlite") as conn:
+        conn.execute("DROP INDEX ix_orders_customer_id")
+    conn.close()
+    report = live.drift()
+    assert sorted(kinds(report)) == [("migrations-vs-database", "ix_orders_customer_id"),
+                                     ("plan-vs-evidence", "Phase 4: Indexing and Query Performance")], \
+        report.to_text()
+    stale = next(f for f in report.findings if f.kind == "plan-vs-evidence")
+    assert "ix_orders_customer_id dropped after the verdict" in stale.message
+    assert stale.left == f"storages/{COMPONENT}/plan.md:{line_of(folder / 'plan.md', '## Phase 4:')}"
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_a_backup_older_than_a_migration_after_the_backup_phase_was_verified(built):
+    session, live, folder, _ = built
+    live.backup("create", label="before")
+    session.verify(COMPONENT, 6, note="backups reviewed", force=True)
+    time.sleep(1.1)  # the migration's applied_at has whole seconds, like the verdict
+    live.schema_declare(SCHEMA + "CREATE INDEX ix_orders_status ON orders (status);\n")
+    live.migrate("new", message="status index")
+    live.migrate("up")
+    report = live.drift()
+    assert kinds(report) == [("plan-vs-evidence", "Phase 6: Backup and Recovery")], report.to_text()
+    assert "a migration was applied at" in report.findings[0].message
+    assert "is older than it" in report.findings[0].message
+    live.backup("create", label="after")
+    assert live.drift().findings == []

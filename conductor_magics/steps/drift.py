@@ -552,14 +552,17 @@ def _indexes_changed(layers: _Layers, verdict: dict, since: datetime, later) -> 
 
 def _backup_changed(layers: _Layers, verdict: dict, since: datetime, _later) -> tuple[str, str] | None:
     from ..engine.backup import Backups
-    from ..engine.migrations import last_migration_at
+    from ..engine.migrations import last_migration_at, migration_head
 
     migrated = last_migration_at(layers.db.engine)
     if migrated is None or migrated <= since:
         return None
     folder = layers.dir / BACKUPS_FOLDER
     newest = Backups(folder, layers.db.engine).latest() if folder.is_dir() else None
-    if newest is not None and newest.created > migrated:
+    # applied_at has whole seconds: a pre-migration backup taken in the same second looks
+    # newer than the migration, so the backup must also be at the current head (as the gate asks)
+    if (newest is not None and newest.created > migrated
+            and newest.migration_head == migration_head(layers.db.engine)):
         return None
     taken = f"the newest backup {newest.name} ({newest.created_at})" if newest else "no backup"
     return (f"a migration was applied at {migrated.isoformat(timespec='seconds')}, after the "

@@ -317,3 +317,15 @@ def test_a_backup_older_than_a_migration_after_the_backup_phase_was_verified(bui
     assert "is older than it" in report.findings[0].message
     live.backup("create", label="after")
     assert live.drift().findings == []
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_an_applied_revision_file_edited_afterwards(built):
+    session, live, folder, _ = built
+    revision = next((folder / "migrations" / "versions").glob("*.py"))
+    revision.write_text(revision.read_text(encoding="utf-8") + "\n# tidied up\n", encoding="utf-8")
+    report = live.drift()
+    assert kinds(report) == [("migrations-vs-database", "applied revision files")], report.to_text()
+    finding = report.findings[0]
+    assert finding.severity == "error" and revision.name in finding.message
+    assert "was edited after it was applied" in finding.message

@@ -329,3 +329,17 @@ def test_an_applied_revision_file_edited_afterwards(built):
     finding = report.findings[0]
     assert finding.severity == "error" and revision.name in finding.message
     assert "was edited after it was applied" in finding.message
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_a_schema_sql_that_does_not_apply_is_bad_input(built):
+    session, live, folder, _ = built
+    schema = folder / "schema.sql"
+    schema.write_text(SCHEMA + "CREATE TABLE broken (id INTEGER, CONSTRAINT x FOREIGN KEY\n",
+                      encoding="utf-8")
+    before = sorted(p.name for p in folder.iterdir())
+    done = conductor("drift", "--id", COMPONENT, root=folder.parents[2])
+    assert done.returncode == 2 and done.stdout == ""
+    assert "schema.sql does not apply to a scratch database" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == before

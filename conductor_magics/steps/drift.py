@@ -148,8 +148,15 @@ class _Layers:
     def declared_metadata(self):
         if self._declared_md is None and self.declared:
             from ..engine.schema import declared_metadata
+            from ..errors import DatabaseError
 
-            self._declared_md = declared_metadata(self.declared, self.db.engine)
+            try:
+                self._declared_md = declared_metadata(self.declared, self.db.engine)
+            except DatabaseError as exc:  # the file is the user's input: exit 2, nothing compared
+                raise ConductorError(f"{SCHEMA_FILE} does not apply to a scratch database: "
+                                     f"{exc.message}", path=self.schema_path,
+                                     hint=f"fix it with {command('schema declare', cell=True)}, "
+                                          "then compare again") from None
         return self._declared_md
 
     @property
@@ -476,6 +483,7 @@ def _plan_vs_evidence(layers: _Layers, notes: list[str]) -> Iterator[Finding]:
     plan = component.read_plan()
     log = read_log(component.verification_path)
     verdicts = [(phase, log.verdict_for(phase, plan)) for phase in plan.phases]
+    order = {id(record): n for n, record in enumerate(log.records)}
     if not any(v for _, v in verdicts):
         return
     for position, (phase, verdict) in enumerate(verdicts):
@@ -483,10 +491,13 @@ def _plan_vs_evidence(layers: _Layers, notes: list[str]) -> Iterator[Finding]:
             continue
         # a later phase's verdict saw the workspace after a change: the newest verdict of
         # this phase or a later one is what the evidence is compared with
-        later = [v for _, v in verdicts[position:] if v is not None and _at(v) is not None]
+        # in log order: the log is append-only, so its last record is the newest (`at` has
+        # whole seconds and cannot tell two verdicts of one second apart)
+        later = sorted((v for _, v in verdicts[position:] if v is not None and _at(v) is not None),
+                       key=lambda v: order[id(v)])
         if not later:
             continue
-        newest = max(later, key=_at)
+        newest = later[-1]
         since = _at(newest)
         where = layers.rel(component.plan_path, phase.line)
         verify = command("verify", option("phase", str(phase.number)), option("run-checks"),
@@ -542,7 +553,7 @@ def _indexes_changed(layers: _Layers, verdict: dict, since: datetime, later) -> 
     with_indexes = [v for v in later if (v.get("evidence") or {}).get("indexes") is not None]
     if not with_indexes:
         return None
-    recorded = set(max(with_indexes, key=_at)["evidence"]["indexes"])
+    recorded = set(with_indexes[-1]["evidence"]["indexes"])  # `later` is in log order
     dropped = sorted(recorded - index_names(layers.db.engine))
     if not dropped:
         return None

@@ -269,8 +269,8 @@ def _view(result: Result) -> NotebookView:
 # -- drift ---------------------------------------------------------------------------------
 
 #: where each layer sits in the diagram (x, y of the box's centre)
-_LAYER_AT = {"spec": (70, 40), "schema.sql": (215, 40), "migrations": (360, 40),
-             "database": (505, 40), "plan": (360, 135)}
+_LAYER_AT = {"spec": (70, 65), "schema.sql": (215, 65), "migrations": (360, 65),
+             "database": (505, 65), "plan": (360, 160)}
 
 
 def drift_svg(counts: dict[str, int], severities: dict[str, str]) -> str:
@@ -279,7 +279,7 @@ def drift_svg(counts: dict[str, int], severities: dict[str, str]) -> str:
     from .steps.drift import EDGES
 
     colour = {"": "#2e7d32", "warning": "#a15c00", "error": "#b00020"}
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="590" height="175" '
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="590" height="195" '
              'font-family="sans-serif" font-size="12" role="img" aria-label="drift between layers">']
     for kind, (a, b) in EDGES.items():
         if kind not in counts:
@@ -288,9 +288,10 @@ def drift_svg(counts: dict[str, int], severities: dict[str, str]) -> str:
         stroke = colour[severities.get(kind, "")]
         if kind == "queries-vs-schema":  # the second spec ↔ schema.sql edge: an arc above
             path, lx, ly = f"M{x1},{y1 - 14} Q{(x1 + x2) / 2},{y1 - 44} {x2},{y2 - 14}", (x1 + x2) / 2, y1 - 33
-        elif kind == "plan-vs-evidence":  # the plan's verdicts rest on every layer below
-            path, lx, ly = f"M{x1 + 200},{y1 + 14} L{x2},{y2 - 14}", x2 + 40, (y1 + y2) / 2 + 10
-            path += f" M{x1 - 145},{y1 + 14} L{x2},{y2 - 14} M{x1},{y1 + 14} L{x2},{y2 - 14}"
+        elif kind == "plan-vs-evidence":  # the verdicts rest on schema.sql, revisions, database
+            path = " ".join(f"M{x1},{y1 - 14} L{_LAYER_AT[layer][0]},{_LAYER_AT[layer][1] + 14}"
+                            for layer in ("schema.sql", "migrations", "database"))
+            lx, ly = x1 + 18, (y1 + y2) / 2 + 4
         else:
             path, lx, ly = f"M{x1 + 52},{y1} L{x2 - 52},{y2}", (x1 + x2) / 2, y1 - 6
         parts.append(f'<path d="{path}" stroke="{stroke}" stroke-width="2" fill="none"/>')

@@ -266,6 +266,10 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--confirm", action="store_true",
                    help="allow replacing the tables of a database that has some")
     p.add_argument("--to", metavar="DIR", help="backup folder (default storages/<id>/backups/)")
+
+    # -- drift --
+    add_db("drift", "compare spec, schema.sql, migration revisions, live database and plan "
+                    "verdicts pairwise; exit 1 when they disagree")
     return parser
 
 
@@ -275,7 +279,7 @@ REVERT_KINDS = ("task", "phase", "component")
 WORKSPACE_COMMANDS = ("status", "implement", "next", "context", "plan", "task", "test", "verify",
                       "complete", "lint", "revert")
 ENGINE_COMMANDS = ("connect", "schema", "migrate", "sql", "txn", "integrity", "crud",
-                   "seed", "query", "bench", "advise", "backup", "restore")
+                   "seed", "query", "bench", "advise", "backup", "restore", "drift")
 SUBCOMMANDS = WORKSPACE_COMMANDS + ENGINE_COMMANDS
 #: commands whose cell body (or --file) is their input
 BODY_COMMANDS = ("schema", "sql", "txn", "query", "bench")
@@ -551,6 +555,8 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                              keep_daily=a.keep_daily, dry_run=a.dry_run)
         case "restore":
             return db.restore(a.backup, target=a.target, confirm=a.confirm, to=a.to)
+        case "drift":
+            return db.drift()
     raise BadArguments(f"unknown command '{command}'")
 
 

@@ -14,6 +14,7 @@ from .engine.checks import CheckResult
 from .errors import ConductorError
 from .steps import backup as backup_steps
 from .steps import checks as check_steps
+from .steps import drift as drift_steps
 from .steps import migrate as migrate_steps
 from .steps import schema as schema_steps
 from .steps import sql as sql_steps
@@ -105,6 +106,16 @@ class LiveDatabase(ComponentDatabase):
 
     def restore(self, ref: str, **options: Any) -> StepResult:
         return backup_steps.restore(self, ref, **options)
+
+    # -- drift -------------------------------------------------------------------------
+
+    def drift(self) -> drift_steps.DriftReport:
+        """Spec, schema.sql, revisions, live database and plan verdicts compared pairwise."""
+        return drift_steps.drift(self)
+
+    def evidence(self) -> dict:
+        """What a verdict records for drift (schema.sql hash, revisions, live indexes)."""
+        return drift_steps.evidence(self)
 
     # -- gate checks ---------------------------------------------------------------------
 

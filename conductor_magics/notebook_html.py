@@ -244,6 +244,10 @@ def _view(result: Result) -> NotebookView:
                             stop=f"task {result.task.number}: the cell failed; it stays [~]")
     if any(isinstance(result, kind) for kind, _ in _HTML):
         return NotebookView([html_bundle(result)])
+    from .steps.drift import DriftReport
+
+    if isinstance(result, DriftReport):
+        return NotebookView([drift_bundle(result)], value=result)
     from .steps.context import StepResult
 
     if not isinstance(result, StepResult):
@@ -260,6 +264,71 @@ def _view(result: Result) -> NotebookView:
     if result.markdown:  # e.g. a Mermaid ER diagram
         bundles.append(markdown_bundle(result.markdown))
     return NotebookView(bundles, value=result.value)
+
+
+# -- drift ---------------------------------------------------------------------------------
+
+#: where each layer sits in the diagram (x, y of the box's centre)
+_LAYER_AT = {"spec": (70, 65), "schema.sql": (215, 65), "migrations": (360, 65),
+             "database": (505, 65), "plan": (360, 160)}
+
+
+def drift_svg(counts: dict[str, int], severities: dict[str, str]) -> str:
+    """The five layers as boxes, one edge per comparison labelled with its number of
+    findings (green none, amber warnings, red errors)."""
+    from .steps.drift import EDGES
+
+    colour = {"": "#2e7d32", "warning": "#a15c00", "error": "#b00020"}
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="590" height="195" '
+             'font-family="sans-serif" font-size="12" role="img" aria-label="drift between layers">']
+    for kind, (a, b) in EDGES.items():
+        if kind not in counts:
+            continue
+        (x1, y1), (x2, y2) = _LAYER_AT[a], _LAYER_AT[b]
+        stroke = colour[severities.get(kind, "")]
+        if kind == "queries-vs-schema":  # the second spec ↔ schema.sql edge: an arc above
+            path, lx, ly = f"M{x1},{y1 - 14} Q{(x1 + x2) / 2},{y1 - 44} {x2},{y2 - 14}", (x1 + x2) / 2, y1 - 33
+        elif kind == "plan-vs-evidence":  # the verdicts rest on schema.sql, revisions, database
+            path = " ".join(f"M{x1},{y1 - 14} L{_LAYER_AT[layer][0]},{_LAYER_AT[layer][1] + 14}"
+                            for layer in ("schema.sql", "migrations", "database"))
+            lx, ly = x1 + 18, (y1 + y2) / 2 + 4
+        else:
+            path, lx, ly = f"M{x1 + 52},{y1} L{x2 - 52},{y2}", (x1 + x2) / 2, y1 - 6
+        parts.append(f'<path d="{path}" stroke="{stroke}" stroke-width="2" fill="none"/>')
+        parts.append(f'<text x="{lx}" y="{ly}" text-anchor="middle" fill="{stroke}" '
+                     f'font-weight="bold"><title>{escape(kind)}</title>{counts[kind]}</text>')
+    for name, (x, y) in _LAYER_AT.items():
+        parts.append(f'<rect x="{x - 52}" y="{y - 14}" width="104" height="28" rx="6" '
+                     'fill="#f6f8fa" stroke="#888"/>')
+        parts.append(f'<text x="{x}" y="{y + 4}" text-anchor="middle">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def drift_bundle(report: Any) -> Bundle:
+    """A drift report: the summary, the layer diagram with counts on its edges, and the
+    findings as a table grouped by layer pair."""
+    severities = {}
+    for finding in report.findings:
+        if severities.get(finding.kind) != "error":
+            severities[finding.kind] = finding.severity
+    body = [f"<p><b>{escape(report.summary())}</b></p>",
+            drift_svg(report.counts(), severities)]
+    for kind in report.kinds:
+        found = [f for f in report.findings if f.kind == kind]
+        if not found:
+            continue
+        rows = "".join(
+            f'<tr><td class="{"err" if f.severity == "error" else "warn"}">{escape(f.severity)}</td>'
+            f"<td>{escape(f.object_type)}</td><td><code>{escape(f.object)}</code></td>"
+            f"<td>{escape(f.message)}</td><td><code>{escape(f.left)}</code></td>"
+            f"<td><code>{escape(f.right)}</code></td><td>{escape(f.fix)}</td></tr>"
+            for f in found)
+        body.append(f"<h4>{escape(kind)} ({len(found)})</h4><table><tr><th>severity</th>"
+                    "<th>object</th><th>name</th><th>finding</th><th>stated at</th>"
+                    f"<th>against</th><th>fix</th></tr>{rows}</table>")
+    body += [f'<p class="muted">note: {escape(n)}</p>' for n in report.notes]
+    return {"text/html": _wrap("".join(body)), "text/plain": report.to_text()}
 
 
 # -- benchmarks ----------------------------------------------------------------------------

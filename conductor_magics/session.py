@@ -56,6 +56,7 @@ from .workspace.plan import (
     write_plan_edit,
     write_task_state,
 )
+from .workspace.sources import file_evidence
 from .workspace.status import COMPLETED, IN_PROGRESS, PLANNING
 from .workspace.test_runs import FILE_NAME as TEST_RUNS_FILE
 from .workspace.test_runs import GREEN, append_run, read_runs
@@ -531,8 +532,8 @@ class Session:
             current = pending or next((s for s in states if not s.verified), states[-1])
         else:
             current = states[plan.phase(phase).index]  # a clear error for a bad number
-        results = (self.database(component.id, url, engine).run_checks(current.phase.kind)
-                   if run_checks else None)
+        db = self.database(component.id, url, engine) if run_checks else None
+        results = db.run_checks(current.phase.kind) if db is not None else None
         if note is None:
             return VerifyResult(component, current, recorded=None, checks=results, waivers=waivers)
         if not note.strip():
@@ -558,6 +559,9 @@ class Session:
             "checks": [r.to_json() for r in results or []], "waivers": waivers,
             "forced": bool(open_items),
             "open_tasks": [t.number for t in open_items],
+            # what drift compares later to tell whether the verdict went stale
+            "evidence": (db.evidence() if db is not None
+                         else file_evidence(component.dir)),
         }
         with self.workspace.lock():
             # Another kernel may have confirmed this phase since it was read above.

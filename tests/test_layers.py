@@ -24,6 +24,7 @@ CORE_MODULES = [
     "conductor_magics.steps.tuning",
     "conductor_magics.steps.backup",
     "conductor_magics.steps.checks",
+    "conductor_magics.steps.drift",
     "conductor_magics.engine.bench",
     "conductor_magics.engine.advisor",
     "conductor_magics.engine.backup",
@@ -194,7 +195,8 @@ STEP_IMPORTS = {
     "schema": {"context"},
     "sql": {"context"},
     "tuning": {"context", "backup", "migrate"},
-    "checks": {"context", "backup", "migrate", "tuning"},
+    "drift": {"context", "backup", "migrate", "tuning"},
+    "checks": {"context", "backup", "migrate", "tuning", "drift"},
 }
 
 

@@ -40,6 +40,11 @@ def test_walkthrough_implements_every_phase_and_completes(tmp_path: Path, monkey
     assert not [o for o in outputs if o.get("output_type") == "error"]
     texts = [str(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in outputs]
     assert not [t for t in texts if "FAILED" in t], "a check failed along the way"
+    # drift shown once, at the end: spec, schema.sql, revisions, database and verdicts agree
+    drift = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() == "%conductor drift"]
+    assert len(drift) == 1
+    shown = [str(o.get("data", {}).get("text/plain", "")) for o in drift[0].get("outputs", [])]
+    assert shown == ["orders_db: no drift (5 comparisons)"], shown
     folder = tmp_path / "storage-conductor/storages/orders_db"
     log = json.loads((folder / "verification.json").read_text())
     assert [r["phase"] for r in log if r["kind"] == "verification"] == list(range(1, 9))

@@ -988,6 +988,33 @@ class Migrations:
         return CheckRow(name, "pass", f"{len(recorded)} applied revision file(s) checked",
                         _since(started))
 
+    # ----------------------------------------------------------------- drift
+
+    def heads(self) -> list[str]:
+        """The head revision(s) of the folder (empty when there are none yet)."""
+        if not (self.folder / "versions").is_dir():
+            return []
+        return self._heads(self._script())
+
+    @contextmanager
+    def head_database(self) -> Iterator[Engine | None]:
+        """A scratch database of the live one's dialect upgraded to head (None when there
+        are no revisions), removed when the block ends; the live database is not touched."""
+        heads = self.heads()
+        if not heads:
+            yield None
+            return
+        script = self._script()
+        with scratch_engine(self.engine) as scratch:
+            with self._migration_connection(scratch) as conn, conn.begin():
+                self._run_steps(conn, script, "heads", True, [], record_hashes=False)
+            yield scratch
+
+    def applied_files_check(self) -> CheckRow:
+        """Whether the revision files applied to the live database are unchanged (the
+        check ``check`` runs), without the rest of ``check``."""
+        return self._hash_check(self._script())
+
     # ----------------------------------------------------------------- lint
 
     def lint(self, revision: str | None = None) -> LintReport:

@@ -628,12 +628,12 @@ class _Evaluator:
         return self._cache[key]
 
     def uses(self, candidate: Candidate, plan: Plan) -> bool:
-        name = self.names.get(candidate.key)
-        return name is not None and candidate.key in self.active and plan.uses(name, self.fold)
+        name = self.tokens.get(candidate.key)  # stable per candidate: any cached plan reads right
+        return name is not None and plan.uses(name, self.fold)
 
     def display(self, text_: str) -> str:
         """``text_`` (a plan) with evaluation names replaced by the candidates' names."""
-        for key, name in self.names.items():
+        for key, name in self.tokens.items():
             table, columns, include = key
             text_ = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)",
                            Candidate(table, columns, include).name, text_)
@@ -1446,7 +1446,7 @@ class _Report:
     def display(self, text_: str) -> str:
         """``text_`` with evaluation names replaced by the recommendations' names."""
         for marginal, name in self.named:
-            evaluation = self.ev.names.get(marginal.candidate.key)
+            evaluation = self.ev.tokens.get(marginal.candidate.key)
             if evaluation:
                 text_ = re.sub(rf"(?<!\w){re.escape(evaluation)}(?!\w)", name, text_)
         return self.ev.display(text_)

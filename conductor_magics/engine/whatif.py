@@ -284,7 +284,9 @@ class WhatIf:
                     break
                 equal += 1
             ranged = any(op != "=" for _, op in step.constraint)
-            if step.op == "SEARCH" and step.primary_key:
+            if "rowid" in bound[:equal]:  # the rowid pins one row, whatever else the index adds
+                rows, cost = 1.0, math.log2(n + 1)
+            elif step.op == "SEARCH" and step.primary_key:
                 rows = 1.0 if not ranged else n * RANGE_FRACTION
                 cost = math.log2(n + 1) + rows
             elif step.op == "SEARCH":
@@ -366,7 +368,7 @@ class ScratchCopy:
         first = run(1)  # also warms the page cache and the statement cache
         loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=100_000)
         # slow queries (big tables, no index yet) get fewer samples: their noise is relatively small
-        samples = SAMPLES if first < 0.25 else 3 if first < 2.5 else 1
+        samples = SAMPLES if first < SAMPLE_SECONDS else 3 if first < 0.5 else 1
         return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
 
     def build(self, ddl: str, name: str) -> str | None:

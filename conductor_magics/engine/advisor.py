@@ -422,8 +422,11 @@ def _variants(use: _TableUse, schema: _Schema, dialect: str,
     """The candidate indexes for one table use, best first. ``selectivity(table,
     column)`` (the fraction of rows one equality keeps, from the data) orders the
     equality columns most selective first in the extra shapes it adds."""
-    equality = _unique(use.equality)
-    joins = _unique(use.joins)
+    primary = schema.primary.get(use.table, ())
+    # a join on a one-column primary key is served by the key: no candidate repeats it
+    keyed = {primary[0].lower()} if len(primary) == 1 else set()
+    joins = [j for j in _unique(use.joins) if j.lower() not in keyed]
+    equality = [c for c in _unique(use.equality) if c in joins or c not in use.joins]
     constants = [c for c in equality if c not in joins]
     constant_set = {c.lower() for c in constants}
     unique_keys = [{c.lower() for c in i.columns} for i in schema.serving(use.table) if i.unique]

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import sqlite3
 import statistics
 import time
@@ -80,6 +81,8 @@ COVERING_MAX_EXTRA = 3
 NAME_LIMIT = 63
 #: HypoPG's size estimates run about twice the built index's size: they are scaled by this
 HYPOPG_SIZE_FACTOR = 0.5
+#: PostgreSQL without HypoPG: candidates are built on samples of about this many rows per table
+PG_SAMPLE_ROWS = 100_000
 #: PostgreSQL fallback: give up on a lock for a real CREATE INDEX after this long
 LOCK_TIMEOUT = "5s"
 
@@ -759,6 +762,47 @@ class _PostgresEvaluator(_Evaluator):
         with suppress(Exception):
             self.conn.close()
 
+    def sample_tables(self, tables: Iterable[str]) -> None:
+        """Without HypoPG: copies of ``tables`` with a random sample of their rows (all of
+        a small table) in a scratch schema of the rolled-back transaction, put first on the
+        search path, so candidates are built on the samples (fast, and without a lock on
+        the live tables) until :meth:`finalize`."""
+        self.search_path = self.conn.exec_driver_sql("SHOW search_path").scalar()
+        self.scratch = f"{_EVAL_PREFIX}{secrets.token_hex(4)}"
+        self.conn.exec_driver_sql(f'CREATE SCHEMA "{self.scratch}"')
+        for table in sorted(tables):
+            try:
+                with self.conn.begin_nested():
+                    rows = self.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = "
+                                                  "to_regclass(:t)"), {"t": f'"{table}"'}).scalar()
+                    if rows is None:
+                        continue  # a view, a CTE name: planned on what it reads
+                    percent = 100.0 if rows <= PG_SAMPLE_ROWS else max(100.0 * PG_SAMPLE_ROWS / rows, 0.001)
+                    sample = f'"{self.scratch}"."{table}"'
+                    self.conn.exec_driver_sql(f'CREATE TABLE {sample} (LIKE "{table}" INCLUDING INDEXES)')
+                    where = "" if percent >= 100 else f" TABLESAMPLE BERNOULLI ({percent:.6f}) REPEATABLE (0)"
+                    self.conn.exec_driver_sql(f'INSERT INTO {sample} SELECT * FROM "{table}"{where}')
+                    self.conn.exec_driver_sql(f"ANALYZE {sample}")
+            except Exception:  # a generated column, a table not ours: planned on the live table
+                continue
+        self.conn.exec_driver_sql(f'SET LOCAL search_path = "{self.scratch}", {self.search_path}')
+        self._cache.clear()
+
+    def finalize(self, queries: list[_Bound], chosen: list[Candidate]
+                 ) -> tuple[dict[str, tuple[Plan, float]], dict[str, tuple[Plan, float]]]:
+        """Without HypoPG: the chosen set built for real on the live tables (inside the
+        rolled-back transaction); the plans and costs without and with it."""
+        for name in list(self.built.values()):
+            self.conn.exec_driver_sql(f'DROP INDEX "{name}"')  # found on the search path
+        self.built.clear()
+        self.names.clear()
+        self.active = {}
+        self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
+        self._cache.clear()
+        baseline = {q.name: self.evaluate(q) for q in queries}
+        self.activate(chosen)
+        return baseline, {q.name: self.evaluate(q) for q in queries}
+
     def hypopg_ready(self) -> bool:
         return bool(getattr(self, "hypopg", False)) and not self.failed
 
@@ -1340,10 +1384,14 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
             stack.callback(evaluator.close)
         else:
             evaluator = pg
+        if pg is not None and not pg.hypopg:
+            pg.sample_tables({t for q in bound for t in q.shape.tables})
         search = _Search(evaluator, bound, min_gain)
         baseline = search.costs([])
         picked = search.per_query(pool_list, baseline, progress)
         marginals, state = search.select(picked, max_indexes, max_size)
+        if pg is not None and not pg.hypopg:
+            baseline, state = pg.finalize(bound, [m.candidate for m in marginals])
         taken = {i.name.lower() for i in existing if i.name}
         named = [(m, _final_name(m.candidate, taken)) for m in marginals]
         report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)

@@ -1390,8 +1390,13 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         baseline = search.costs([])
         picked = search.per_query(pool_list, baseline, progress)
         marginals, state = search.select(picked, max_indexes, max_size)
-        if pg is not None and not pg.hypopg:
-            baseline, state = pg.finalize(bound, [m.candidate for m in marginals])
+        if pg is not None and not pg.hypopg and marginals:
+            # the set was chosen on samples: on the live tables, what the plans use and what
+            # pays there (the same rules, on the real costs)
+            baseline, _ = pg.finalize(bound, [m.candidate for m in marginals])
+            marginals, state = search.select([m.candidate for m in marginals], max_indexes, max_size)
+        elif pg is not None and not pg.hypopg:
+            baseline, state = pg.finalize(bound, [])
         taken = {i.name.lower() for i in existing if i.name}
         named = [(m, _final_name(m.candidate, taken)) for m in marginals]
         report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)

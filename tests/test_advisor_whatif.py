@@ -281,3 +281,43 @@ def test_postgres_interrupted_advise_leaves_the_catalog_unchanged(pg_url, tmp_pa
         time.sleep(0.1)  # the server ends the interrupted backend's transaction
     assert pg_state(engine) == before
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_candidates_without_blind_spots():
+    from sqlalchemy import Column, Date, Integer, MetaData, String, Table
+
+    from conductor_magics.engine.advisor import candidates
+
+    metadata = MetaData()
+    Table("orders", metadata, Column("o_orderkey", Integer, primary_key=True),
+          Column("o_custkey", Integer), Column("o_orderstatus", String(1)), Column("o_orderdate", Date))
+    Table("customer", metadata, Column("c_custkey", Integer, primary_key=True),
+          Column("c_mktsegment", String(10)))
+    Table("lineitem", metadata, Column("l_orderkey", Integer, primary_key=True),
+          Column("l_linenumber", Integer, primary_key=True), Column("l_shipmode", String(10)),
+          Column("l_receiptdate", Date), Column("l_quantity", Integer))
+    q12 = ("SELECT o.o_orderkey, l.l_quantity FROM orders o JOIN lineitem l ON l.l_orderkey = o.o_orderkey "
+           "WHERE l.l_shipmode IN ('MAIL', 'SHIP') AND l.l_receiptdate >= :d AND o.o_custkey = :c "
+           "AND o.o_orderdate < :e")
+    for dialect in ("sqlite", "postgresql"):
+        found = candidates(q12, dialect, metadata)
+        keys = [(c.table, c.columns) for c in found]
+        # the filter columns alone, without the join column first
+        assert ("lineitem", ("l_shipmode", "l_receiptdate")) in keys, keys
+        assert ("lineitem", ("l_orderkey", "l_shipmode", "l_receiptdate")) in keys, keys
+        # a one-column primary key never inside a composite (the join on it uses the key)
+        assert all("o_orderkey" not in c.columns for c in found if c.table == "orders"), keys
+        assert ("orders", ("o_custkey", "o_orderdate")) in keys, keys
+        # a composite key's leading column only ever leads (a covering variant may carry it)
+        assert all(c.columns.index("l_orderkey") == 0 for c in found
+                   if c.table == "lineitem" and "l_orderkey" in c.columns and c.base is None), keys
+    q3 = ("SELECT o.o_orderkey, o.o_orderdate FROM customer c JOIN orders o ON o.o_custkey = c.c_custkey "
+          "WHERE c.c_mktsegment = :m AND o.o_orderstatus = :s AND o.o_orderdate < :d")
+    keys = [(c.table, c.columns) for c in candidates(q3, "sqlite", metadata)]
+    # a join column both after and before the filters; the small side's filter alone
+    assert ("orders", ("o_orderstatus", "o_custkey", "o_orderdate")) in keys, keys
+    assert ("orders", ("o_custkey", "o_orderstatus", "o_orderdate")) in keys, keys
+    assert ("customer", ("c_mktsegment",)) in keys, keys

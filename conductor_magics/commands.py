@@ -243,6 +243,12 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
                         "(default 0.10)")
     p.add_argument("--no-hypopg", action="store_true",
                    help="PostgreSQL: build real indexes in a rolled-back transaction instead")
+    p.add_argument("--max-indexes", type=int, metavar="N", help="recommend at most N indexes")
+    p.add_argument("--max-size", metavar="BYTES",
+                   help="total size of the recommended indexes at most this (e.g. 500MB, 2GB)")
+    p.add_argument("--measure", action="store_true",
+                   help="PostgreSQL: also time the workload with the recommended indexes, built "
+                        "in the rolled-back transaction (SQLite always measures on a scratch copy)")
     p.add_argument("--seed", type=int, default=0, help="random seed for drawn parameters")
 
     # -- backup and recovery --
@@ -549,7 +555,8 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
         case "advise":
             return db.advise(a.workload, apply=a.apply, min_gain=a.min_gain,
                              use_hypopg=False if a.no_hypopg else None, seed=a.seed,
-                             abandon=a.abandon)
+                             abandon=a.abandon, max_indexes=a.max_indexes, max_size=a.max_size,
+                             measure=True if a.measure else None)
         case "backup":
             return db.backup(a.action, a.backup, label=a.label, to=a.to, keep_last=a.keep_last,
                              keep_daily=a.keep_daily, dry_run=a.dry_run)

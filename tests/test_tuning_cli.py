@@ -123,6 +123,9 @@ def test_bad_tuning_input_changes_nothing(run: Runner, tmp_path: Path):
     run("advise", "--workload", str(tmp_path / "missing.sql"), expect=2)
     (tmp_path / "none_run.sql").write_text("-- name: nope\nSELECT nope FROM orders;\n")
     run("advise", "--workload", str(tmp_path / "none_run.sql"), expect=2)
+    refused = run("advise", "--max-size", "lots", expect=2)
+    assert "--max-size takes bytes such as 500MB" in refused.stderr
+    assert "--max-indexes is a count" in run("advise", "--max-indexes", "-1", expect=2).stderr
     assert fingerprint(live_engine(run)) == before
     assert not (component(run) / "benchmarks.jsonl").exists()
 

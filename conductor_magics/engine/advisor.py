@@ -1,39 +1,40 @@
-"""Index advisor: which indexes would make the workload faster, measured without
-disturbing the live database.
+"""Index advisor: which indexes would make the workload faster, found on hypothetical
+indexes and measured without disturbing the live database.
 
 1. **Candidates** come from each workload query's shape (parsed with sqlglot, per
-   dialect): per table it reads, equality columns first (``col = …``, ``IN``, ``IS
-   NULL``, join columns), then at most one range column, then its ORDER BY / GROUP BY
-   columns; shorter variants of that composite, single-column join keys, and a covering
-   variant that adds the few other columns the query reads (``INCLUDE`` on PostgreSQL,
-   trailing key columns elsewhere). Candidates whose columns are a prefix of an existing
-   index (the primary key included) are dropped, and so are covering variants of an
-   index that already exists: the advisor never proposes to widen an index you have.
-2. **Evaluation** happens where it cannot hurt:
+   dialect): per table it reads, equality columns (``col = …``, ``IN``, ``IS NULL``,
+   join columns), then at most one range column, then its ORDER BY / GROUP BY columns;
+   the constant filters also alone and before/after the join keys, most selective first
+   (selectivity from the data); shorter variants, single-column join keys, and a
+   covering variant that adds the few other columns the query reads (``INCLUDE`` on
+   PostgreSQL, trailing key columns elsewhere). A primary-key column never sits inside a
+   composite. Candidates whose columns are a prefix of an existing index (the primary
+   key included) are dropped, and so are covering variants of an index that already
+   exists: the advisor never proposes to widen an index you have.
+2. **Evaluation** uses hypothetical indexes, all of a query's candidates at once, so the
+   planner can pick pairs (a small table's filter index *and* the big table's join key)
+   that no single index pays for alone:
 
+   - SQLite: an in-memory copy of the schema without rows, ``sqlite_stat1`` computed from
+     samples of the live rows (:mod:`.whatif`, what ``.expert`` does); ``EXPLAIN QUERY
+     PLAN`` says what the planner picks, and rows touched are estimated from it.
    - PostgreSQL with HypoPG (installed, or creatable: then ``CREATE EXTENSION`` runs in
      the advisor's transaction and is rolled back): hypothetical indexes, ``EXPLAIN
      (FORMAT JSON)`` total cost, ``hypopg_reset()`` at the end.
-   - PostgreSQL without HypoPG: real ``CREATE INDEX`` statements inside one transaction
-     that is rolled back at the end (they hold a SHARE lock on their table meanwhile, so
-     writers wait; ``lock_timeout`` keeps the advisor from queueing behind them forever).
-   - SQLite: an online backup of the live database into memory (a temporary file when it
-     is larger than :data:`SQLITE_IN_MEMORY_LIMIT`), ``ANALYZE`` there, and measured time
-     (median of calibrated loops) per query.
+   - PostgreSQL without HypoPG: each candidate built once, for real, inside one
+     transaction that is rolled back at the end (a SHARE lock on its table meanwhile;
+     ``lock_timeout`` keeps the advisor from queueing forever).
 
-3. **Selection** is greedy: each round tries every remaining candidate, keeps the one
-   that lowers the workload cost most, and starts again until nothing pays. A candidate
-   *pays* when the plan of at least one query uses it, the workload cost goes down, and
-   either the workload cost drops by ``min_gain`` (a fraction of the current workload
-   cost) or one query it is used by gets ``min_gain`` cheaper. The per-query rule is
-   there because a workload mixes request-path lookups that cost microseconds with
-   reports that cost seconds: a 100× faster lookup is worth an index even though it
-   saves no visible share of the total. Costs within :data:`TIE` of the best drop count
-   as a tie, won by the candidate that serves more of its query (the full composite
-   before its shorter variants), then by fewer columns. A covering variant must also pay
-   on top of its key-only version. At the end, a chosen index whose columns are a prefix
-   of another chosen index is dropped, and so is one whose removal no longer fails the
-   *pays* rule (fewer indexes when they do the same job).
+3. **Selection**: the union of what each query's best plan uses; indexes no plan uses are
+   dropped, a prefix of a wider chosen index is merged into it when the plans made again
+   cost no more than :data:`TIE` more, a covering variant must pay on top of its key-only
+   version, and each index must *pay*: lower the workload cost by ``min_gain`` (a
+   fraction), or one query's cost by ``min_gain`` — alone, or together with the indexes on
+   other tables its queries' plans use with it (a join's pair). ``max_indexes`` and
+   ``max_size`` then drop the least saving (per byte, for the size).
+4. **Measurement** of the final set only: SQLite builds it on a scratch copy (memory, or a
+   temporary file when large) and times every query before and after; PostgreSQL with
+   ``measure`` builds it inside the rolled-back transaction.
 
 The live database is left exactly as it was found: nothing is created there, and
 PostgreSQL work happens in a transaction that is rolled back.
@@ -42,15 +43,13 @@ PostgreSQL work happens in a transaction that is rolled back.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
+import secrets
 import sqlite3
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -64,11 +63,11 @@ from sqlglot import exp
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
 from ..fsio import json_safe
-from .bench import sqlite_plan_indexes
 from .connection import first_line, scrub
-from .sqlitecopy import online_copy
+from .explain import PRIMARY_KEY_LOOKUP, Plan, one_line, read_postgres
 from .stats import calibrate_loops
-from .timeouts import StatementTimeout, bounded, statement_timeout
+from .timeouts import StatementTimeout, bounded
+from .whatif import SAMPLE_SECONDS, SAMPLES, Sampler, ScratchCopy, WhatIf
 from .workload import Query, parse_query, sample_parameters, source_of, table_name, table_sources
 
 #: the default for ``min_gain``: a candidate must save this fraction of the workload cost,
@@ -80,16 +79,14 @@ TIE = 0.10
 COVERING_MAX_EXTRA = 3
 #: identifier length limit (PostgreSQL's NAMEDATALEN - 1); longer names get a short hash
 NAME_LIMIT = 63
-#: SQLite databases larger than this are copied to a temporary file instead of memory
-SQLITE_IN_MEMORY_LIMIT = 512 * 1024 * 1024
-#: SQLite timing: each sample lasts at least this long; the cost is the median of SAMPLES
-#: samples (fewer for queries slower than a quarter of a second)
-SAMPLE_SECONDS = 0.02
-SAMPLES = 5
+#: HypoPG's size estimates run about twice the built index's size: they are scaled by this
+HYPOPG_SIZE_FACTOR = 0.5
+#: PostgreSQL without HypoPG: candidates are built on samples of about this many rows per table
+PG_SAMPLE_ROWS = 100_000
 #: PostgreSQL fallback: give up on a lock for a real CREATE INDEX after this long
 LOCK_TIMEOUT = "5s"
 
-HYPOPG, ROLLED_BACK, SQLITE_COPY = "hypopg", "rolled-back indexes", "sqlite scratch copy"
+HYPOPG, ROLLED_BACK, SQLITE_WHATIF = "hypopg", "rolled-back indexes", "sqlite what-if"
 PARTIAL = "partial index"
 _EVAL_PREFIX = "conductor_advise_"
 
@@ -181,6 +178,7 @@ class _Schema:
         self.columns: dict[str, list[str]] = {}
         self.indexes: dict[str, list[ExistingIndex]] = {}
         self.rowid: dict[str, str] = {}  # SQLite INTEGER PRIMARY KEY: the rowid's alias
+        self.primary: dict[str, tuple[str, ...]] = {}  # table → its primary key's columns
 
     def columns_of(self, table: str) -> set[str]:
         return {c.lower() for c in self.columns.get(table, [])}
@@ -202,6 +200,7 @@ class _Schema:
         if not columns:
             return
         self._add_index(ExistingIndex(table, name, tuple(columns), True, "primary key"))
+        self.primary[table] = tuple(columns)
         kind = column_types.get(columns[0])
         # SQLite: a single INTEGER PRIMARY KEY column is the rowid, which every index holds
         if (self.dialect == "sqlite" and len(columns) == 1 and kind is not None
@@ -281,6 +280,7 @@ class _TableUse:
     joins: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)
     star: bool = False
+    alias: str = ""
 
 
 @dataclass
@@ -326,7 +326,7 @@ def _shape(sql: str, dialect: str, schema: _Schema) -> _Shape:
     uses: list[_TableUse] = []
     for select in tree.find_all(exp.Select):
         sources = table_sources(select)
-        by_alias = {alias: _TableUse(table_name(t)) for alias, t in sources.items()}
+        by_alias = {alias: _TableUse(table_name(t), alias=alias) for alias, t in sources.items()}
         aliases.update({alias: use.table for alias, use in by_alias.items()})
 
         def owner(column: exp.Column | None, select=select) -> str | None:
@@ -420,12 +420,20 @@ def _unique(items: Iterable[str]) -> list[str]:
 _Variant = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...] | None]
 
 
-def _variants(use: _TableUse, schema: _Schema, dialect: str) -> list[_Variant]:
-    """The candidate indexes for one table use, best first."""
-    equality = _unique(use.equality)
-    constants = {c.lower() for c in equality if c not in use.joins}
+def _variants(use: _TableUse, schema: _Schema, dialect: str,
+              selectivity: Callable[[str, str], float] | None = None) -> list[_Variant]:
+    """The candidate indexes for one table use, best first. ``selectivity(table,
+    column)`` (the fraction of rows one equality keeps, from the data) orders the
+    equality columns most selective first in the extra shapes it adds."""
+    primary = schema.primary.get(use.table, ())
+    # a join on a one-column primary key is served by the key: no candidate repeats it
+    keyed = {primary[0].lower()} if len(primary) == 1 else set()
+    joins = [j for j in _unique(use.joins) if j.lower() not in keyed]
+    equality = [c for c in _unique(use.equality) if c in joins or c not in use.joins]
+    constants = [c for c in equality if c not in joins]
+    constant_set = {c.lower() for c in constants}
     unique_keys = [{c.lower() for c in i.columns} for i in schema.serving(use.table) if i.unique]
-    if any(key and key <= constants for key in unique_keys):
+    if any(key and key <= constant_set for key in unique_keys):
         return []  # a primary key or unique lookup by constants: at most one row, nothing to add
     ranges = [c for c in _unique(use.ranges) if c not in equality][:2]
     sort = [c for c in _unique(use.sort) if c not in equality]
@@ -438,11 +446,23 @@ def _variants(use: _TableUse, schema: _Schema, dialect: str) -> list[_Variant]:
     shapes.append(equality)
     shapes += [[low] + sort for low in ranges]
     shapes += [[low] for low in ranges]
-    shapes += [[j] for j in _unique(use.joins)]
+    shapes += [[j] for j in joins]
+    # Equality columns in the other orders that matter: the constant filters alone (this
+    # table drives the join, or the join key is served elsewhere) and before or after the
+    # join keys (this table is the inner side of a nested loop); most selective first.
+    ordered = sorted(constants, key=lambda c: selectivity(use.table, c)) if selectivity else constants
+    if ordered or ranges:
+        for lead in _unique_lists([ordered, ordered + joins, joins + ordered]):
+            for low in ranges or [None]:
+                shapes.append(lead + ([low] if low else []) + sort)
+            shapes.append(lead + sort)
+            if ranges:
+                shapes.append(lead + ranges[:1])
+            shapes.append(lead)
     keys: list[tuple[str, ...]] = []
     full_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # key → the same with its rowid tail
     for shape in shapes:
-        columns = _unique(shape)
+        columns = _without_key_inside(_unique(shape), schema.primary.get(use.table, ()))
         full = tuple(columns)
         while columns and columns[-1] == rowid:
             columns.pop()  # every SQLite index ends in the rowid already
@@ -467,6 +487,32 @@ def _variants(use: _TableUse, schema: _Schema, dialect: str) -> list[_Variant]:
     return variants
 
 
+def _unique_lists(lists: Iterable[list[str]]) -> list[list[str]]:
+    seen: list[list[str]] = []
+    for item in lists:
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _without_key_inside(columns: list[str], primary: tuple[str, ...]) -> list[str]:
+    """``columns`` without a primary-key column where it cannot help: a one-column key
+    anywhere but last (it already finds its one row; last, it orders ties), the leading
+    column of a composite key anywhere but first (the key's own index serves it)."""
+    if not primary:
+        return columns
+    lead = primary[0].lower()
+    kept = []
+    for i, column in enumerate(columns):
+        if column.lower() == lead:
+            if len(primary) == 1 and i != len(columns) - 1:
+                continue
+            if len(primary) > 1 and i != 0:
+                continue
+        kept.append(column)
+    return kept
+
+
 def candidates(sql: str, dialect: str, metadata_or_inspector: Any = None) -> list[Candidate]:
     """Candidate indexes for one query, best first: per table it reads (aliases
     resolved), equality columns, then one range column, then ORDER BY / GROUP BY
@@ -480,10 +526,11 @@ def candidates(sql: str, dialect: str, metadata_or_inspector: Any = None) -> lis
     return _candidates_of(_shape(sql, dialect, schema), schema, dialect, ())
 
 
-def _candidates_of(shape: _Shape, schema: _Schema, dialect: str, origin: tuple[str, ...]) -> list[Candidate]:
+def _candidates_of(shape: _Shape, schema: _Schema, dialect: str, origin: tuple[str, ...],
+                   selectivity: Callable[[str, str], float] | None = None) -> list[Candidate]:
     found: dict[tuple, Candidate] = {}
     for use in shape.uses:
-        for rank, (key, include, base) in enumerate(_variants(use, schema, dialect)):
+        for rank, (key, include, base) in enumerate(_variants(use, schema, dialect, selectivity)):
             candidate = Candidate(use.table, key, include, origin=origin, base=base, rank=rank)
             found.setdefault(candidate.key, candidate)
     return list(found.values())
@@ -508,61 +555,6 @@ def _redundant(candidate: Candidate, indexes: Iterable[tuple[str, tuple[str, ...
     return False
 
 
-# --------------------------------------------------------------------------- plans
-
-
-@dataclass
-class _Plan:
-    text: str
-    indexes: set[str]
-    full_scans: list[str]
-    cost: float | None = None  # the planner's estimate (PostgreSQL)
-
-
-def _pg_plan(document: Any) -> _Plan:
-    if isinstance(document, str):
-        document = json.loads(document)
-    root = document[0]["Plan"]
-    steps, indexes, scans = [], set(), []
-
-    def walk(node: dict) -> None:
-        step = node["Node Type"]
-        if node.get("Index Name"):
-            indexes.add(node["Index Name"])
-            step += f" using {node['Index Name']}"
-        if node.get("Relation Name"):
-            step += f" on {node['Relation Name']}"
-            if node["Node Type"] == "Seq Scan":
-                scans.append(node["Relation Name"])
-        steps.append(step)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(root)
-    return _Plan(" → ".join(steps), indexes, _unique(scans), float(root["Total Cost"]))
-
-
-_SQLITE_SCAN = re.compile(r"^SCAN (\S+)")
-_SQLITE_KEY = re.compile(r"USING (INTEGER )?PRIMARY KEY")
-#: how a SQLite plan's rowid / WITHOUT ROWID primary-key lookup shows in ``_Plan.indexes``
-PRIMARY_KEY_LOOKUP = "(primary key)"
-
-
-def _sqlite_plan(rows: list[tuple], shape: _Shape) -> _Plan:
-    details = [str(r[-1]) for r in rows]
-    indexes = {name for d in details for name in sqlite_plan_indexes(d)}
-    if any(_SQLITE_KEY.search(d) for d in details):
-        indexes.add(PRIMARY_KEY_LOOKUP)
-    scans = []
-    for detail in details:
-        match = _SQLITE_SCAN.match(detail)
-        if match and "USING" not in detail:
-            table = shape.aliases.get(match.group(1).lower())
-            if table:
-                scans.append(table)
-    return _Plan("; ".join(details), indexes, _unique(scans))
-
-
 # --------------------------------------------------------------------------- evaluators
 
 
@@ -574,140 +566,142 @@ class _Bound:
     sql: str
     params: dict[str, Any]
     shape: _Shape
+    #: candidate key → its rank for this query (0: a full composite, higher: shorter)
+    ranks: dict[tuple, int] = field(default_factory=dict)
+
+    @property
+    def filters(self) -> dict[str, tuple[list[str], list[str]]]:
+        """alias → (columns compared to constants, range columns): a plan's residual filters."""
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        for use in self.shape.uses:
+            equal, ranged = found.setdefault(use.alias, ([], []))
+            equal += [c for c in _unique(use.equality) if c not in use.joins and c not in equal]
+            ranged += [c for c in _unique(use.ranges) if c not in ranged]
+        return found
 
 
 class _Evaluator:
-    """Where candidates are tried. ``add`` creates an index (hypothetical, real in a
-    transaction, or in a scratch copy) under an evaluation name; ``remove`` takes it
-    away; ``plan`` and ``cost`` look at one query with the indexes present."""
+    """Where candidates are tried. :meth:`activate` makes exactly a set of candidates
+    present (hypothetical, or real in a transaction) under evaluation names; :meth:`plan`
+    and :meth:`cost` look at one query with them present (cached per set)."""
 
     method = ""
-    cost_unit = ""
+    estimate_unit = ""
+    fold = False  # index names ignore case (SQLite)
 
     def __init__(self) -> None:
-        self.names: dict[tuple, str] = {}  # candidate key → evaluation name
+        #: candidate key → its evaluation name, the same every time it is present (plans
+        #: are cached with it); HypoPG's own names differ and are translated (``actual``)
+        self.names: dict[tuple, str] = {}
+        self.tokens: dict[tuple, str] = {}
+        self.active: dict[tuple, Candidate] = {}
         self.unbuildable: dict[str, str] = {}  # candidate name → why it could not be built
         self._counter = 0
+        self._cache: dict[tuple, tuple[Plan, float]] = {}
 
-    def next_name(self) -> str:
-        self._counter += 1
-        return f"{_EVAL_PREFIX}{self._counter}"
+    def token(self, key: tuple) -> str:
+        """The candidate's evaluation name: assigned once, kept across drop and create."""
+        if key not in self.tokens:
+            self._counter += 1
+            self.tokens[key] = f"{_EVAL_PREFIX}{self._counter}"
+        return self.tokens[key]
 
-    def plan(self, query: _Bound) -> _Plan:
+    def activate(self, chosen: Iterable[Candidate]) -> None:
         raise NotImplementedError
 
-    def cost(self, query: _Bound, plan: _Plan) -> float:
+    def plan(self, query: _Bound) -> Plan:
         raise NotImplementedError
 
-    def add(self, candidate: Candidate) -> str | None:
-        """The evaluation name, or None when the index cannot be built (too wide, say)."""
+    def cost(self, query: _Bound, plan: Plan) -> float:
+        return float(plan.cost or 0.0)
+
+    def size(self, candidate: Candidate) -> tuple[int | None, bool]:
+        """(bytes, whether that is an estimate) for an active candidate."""
         raise NotImplementedError
 
-    def remove(self, candidate: Candidate) -> None:
-        raise NotImplementedError
+    def close(self) -> None:
+        pass
 
-    def size(self, candidate: Candidate) -> int | None:
-        raise NotImplementedError
+    def evaluate(self, query: _Bound) -> tuple[Plan, float]:
+        """The query's plan and cost with the active candidates (cached per the set of
+        active candidates on its tables)."""
+        tables = {t.lower() for t in query.shape.tables}
+        relevant = frozenset(k for k in self.active if k in self.names and k[0].lower() in tables)
+        key = (query.name, relevant)
+        if key not in self._cache:
+            plan = self.plan(query)
+            self._cache[key] = (plan, self.cost(query, plan))
+        return self._cache[key]
+
+    def uses(self, candidate: Candidate, plan: Plan) -> bool:
+        name = self.tokens.get(candidate.key)  # stable per candidate: any cached plan reads right
+        return name is not None and plan.uses(name, self.fold)
 
     def display(self, text_: str) -> str:
         """``text_`` (a plan) with evaluation names replaced by the candidates' names."""
-        for key, name in self.names.items():
+        for key, name in self.tokens.items():
             table, columns, include = key
             text_ = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)",
                            Candidate(table, columns, include).name, text_)
         return text_
 
 
-class _SQLiteEvaluator(_Evaluator):
-    method = SQLITE_COPY
-    cost_unit = "ms"
+class _WhatIfEvaluator(_Evaluator):
+    """SQLite: hypothetical indexes in an empty copy of the schema with sampled
+    statistics (:mod:`.whatif`); the estimate is rows touched."""
 
-    def __init__(self, engine: Engine):
+    method = SQLITE_WHATIF
+    estimate_unit = "estimated rows"
+    fold = True
+
+    def __init__(self, live: sqlite3.Connection, sampler: Sampler, tables: Iterable[str]):
         super().__init__()
-        self._tempfile: str | None = None
-        raw = engine.raw_connection()
-        try:
-            source = raw.driver_connection
-            page_size, pages = (source.execute(f"PRAGMA {p}").fetchone()[0]
-                                for p in ("page_size", "page_count"))
-            target = ":memory:"
-            if page_size * pages > SQLITE_IN_MEMORY_LIMIT:
-                handle, self._tempfile = tempfile.mkstemp(prefix="conductor-advise-", suffix=".sqlite")
-                os.close(handle)
-                target = self._tempfile
-            self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-            online_copy(source, self.db)
-        except sqlite3.Error as exc:
-            self.close()
-            raise DatabaseError(f"cannot copy the SQLite database for the advisor: {exc}",
-                                hint="check the database file is readable") from None
-        finally:
-            raw.close()
-        self.db.execute("ANALYZE")
+        self.sampler = sampler
+        self.whatif = WhatIf(live, sampler, tables)
 
     def close(self) -> None:
-        with suppress(Exception):
-            self.db.close()
-        if self._tempfile:
-            with suppress(OSError):
-                os.remove(self._tempfile)
+        self.whatif.close()
 
-    def plan(self, query: _Bound) -> _Plan:
-        # EXPLAIN QUERY PLAN reports the plan made when the statement was prepared and never
-        # checks the schema again, so a statement cached before an index was added or
-        # dropped tells the old plan: the schema version in a comment makes it a new one.
-        version = self.db.execute("PRAGMA schema_version").fetchone()[0]
-        rows = self.db.execute(f"/* schema {version} */ EXPLAIN QUERY PLAN {query.sql}",
-                               query.params).fetchall()
-        return _sqlite_plan(rows, query.shape)
+    def activate(self, chosen: Iterable[Candidate]) -> None:
+        wanted = {c.key: c for c in chosen}
+        gone = [self.names.pop(k) for k in list(self.names) if k not in wanted]
+        if gone:
+            self.whatif.drop(gone)
+        adding: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        keys: dict[str, Candidate] = {}
+        for key, candidate in wanted.items():
+            if key not in self.names and candidate.name not in self.unbuildable:
+                name = self.token(key)
+                adding[name] = (candidate.ddl("sqlite", name), candidate.table, candidate.all_columns)
+                keys[name] = candidate
+        failed = self.whatif.create(adding) if adding else {}
+        for name, candidate in keys.items():
+            if name in failed:
+                self.unbuildable[candidate.name] = failed[name]
+            else:
+                self.names[candidate.key] = name
+        self.active = wanted
 
-    def cost(self, query: _Bound, plan: _Plan) -> float:
-        cursor = self.db.cursor()
-
-        def run(loops: int) -> float:
-            with statement_timeout(self.db, what=f"query {query.name}"):  # bounded per run
-                started = time.perf_counter()
-                for _ in range(loops):
-                    cursor.execute(query.sql, query.params).fetchall()
-                return time.perf_counter() - started
-
-        first = run(1)  # also warms the page cache and the statement cache
-        loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=100_000)
-        # slow queries (big tables, no index yet) get fewer samples: their noise is relatively small
-        samples = SAMPLES if first < 0.25 else 3 if first < 2.5 else 1
-        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
-
-    def add(self, candidate: Candidate) -> str | None:
-        name = self.next_name()
+    def plan(self, query: _Bound) -> Plan:
         try:
-            self.db.execute(candidate.ddl("sqlite", name))
-            self.db.execute(f'ANALYZE "{name}"')
+            return self.whatif.plan(query.sql, query.params, query.shape.aliases)
         except sqlite3.Error as exc:
-            self.db.execute(f'DROP INDEX IF EXISTS "{name}"')
-            self.unbuildable[candidate.name] = str(exc)
-            return None
-        self.names[candidate.key] = name
-        return name
+            raise _query_failed(query, exc, None) from None
 
-    def remove(self, candidate: Candidate) -> None:
-        name = self.names.pop(candidate.key)
-        self.db.execute(f'DROP INDEX "{name}"')
+    def cost(self, query: _Bound, plan: Plan) -> float:
+        return self.whatif.estimate(plan, query.shape.aliases, query.filters)
 
-    def size(self, candidate: Candidate) -> int | None:
-        name = self.names.get(candidate.key)
-        if name is None:
-            return None
-        try:
-            found = self.db.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (name,)).fetchone()
-            return int(found[0]) if found and found[0] is not None else None
-        except sqlite3.Error:  # built without SQLITE_ENABLE_DBSTAT_VTAB
-            return None
+    def size(self, candidate: Candidate) -> tuple[int | None, bool]:
+        return self.sampler.index_bytes(candidate.table, candidate.all_columns), True
 
 
 class _PostgresEvaluator(_Evaluator):
-    """One connection, one transaction, rolled back at the end."""
+    """One connection, one transaction, rolled back at the end. HypoPG: hypothetical
+    indexes created and dropped freely. Without it: each candidate is built once, for
+    real, inside the transaction; a plan without some of them is made after dropping
+    those inside a savepoint that is rolled back (which brings them back unbuilt-again)."""
 
-    cost_unit = "estimated cost"
+    estimate_unit = "estimated cost"
 
     def __init__(self, engine: Engine, use_hypopg: bool | None):
         super().__init__()
@@ -716,6 +710,8 @@ class _PostgresEvaluator(_Evaluator):
         self.conn = engine.connect().execution_options(isolation_level="READ COMMITTED")
         self.failed = False
         self.hypo_oids: dict[tuple, int] = {}
+        self.actual: dict[str, str] = {}  # HypoPG's name of a hypothetical index → its token
+        self.built: dict[tuple, str] = {}  # without HypoPG: every candidate built so far
         try:
             self.txn = self.conn.begin()
             self.hypopg = self._start_hypopg(use_hypopg)
@@ -766,54 +762,173 @@ class _PostgresEvaluator(_Evaluator):
         with suppress(Exception):
             self.conn.close()
 
+    def sample_tables(self, tables: Iterable[str]) -> None:
+        """Without HypoPG: copies of ``tables`` with a random sample of their rows (all of
+        a small table) in a scratch schema of the rolled-back transaction, put first on the
+        search path, so candidates are built on the samples (fast, and without a lock on
+        the live tables) until :meth:`finalize`."""
+        self.search_path = self.conn.exec_driver_sql("SHOW search_path").scalar()
+        self.scratch = f"{_EVAL_PREFIX}{secrets.token_hex(4)}"
+        self.conn.exec_driver_sql(f'CREATE SCHEMA "{self.scratch}"')
+        for table in sorted(tables):
+            try:
+                with self.conn.begin_nested():
+                    rows = self.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = "
+                                                  "to_regclass(:t)"), {"t": f'"{table}"'}).scalar()
+                    if rows is None:
+                        continue  # a view, a CTE name: planned on what it reads
+                    percent = 100.0 if rows <= PG_SAMPLE_ROWS else max(100.0 * PG_SAMPLE_ROWS / rows, 0.001)
+                    sample = f'"{self.scratch}"."{table}"'
+                    self.conn.exec_driver_sql(f'CREATE TABLE {sample} (LIKE "{table}" INCLUDING INDEXES)')
+                    where = "" if percent >= 100 else f" TABLESAMPLE BERNOULLI ({percent:.6f}) REPEATABLE (0)"
+                    self.conn.exec_driver_sql(f'INSERT INTO {sample} SELECT * FROM "{table}"{where}')
+                    self.conn.exec_driver_sql(f"ANALYZE {sample}")
+            except Exception:  # a generated column, a table not ours: planned on the live table
+                continue
+        self.conn.exec_driver_sql(f'SET LOCAL search_path = "{self.scratch}", {self.search_path}')
+        self._cache.clear()
+
+    def finalize(self, queries: list[_Bound], chosen: list[Candidate]
+                 ) -> tuple[dict[str, tuple[Plan, float]], dict[str, tuple[Plan, float]]]:
+        """Without HypoPG: the chosen set built for real on the live tables (inside the
+        rolled-back transaction); the plans and costs without and with it."""
+        for name in list(self.built.values()):
+            self.conn.exec_driver_sql(f'DROP INDEX "{name}"')  # found on the search path
+        self.built.clear()
+        self.names.clear()
+        self.active = {}
+        self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
+        self._cache.clear()
+        baseline = {q.name: self.evaluate(q) for q in queries}
+        self.activate(chosen)
+        return baseline, {q.name: self.evaluate(q) for q in queries}
+
     def hypopg_ready(self) -> bool:
         return bool(getattr(self, "hypopg", False)) and not self.failed
 
-    def plan(self, query: _Bound) -> _Plan:
+    def _reason(self, exc: BaseException) -> str:
+        return first_line(scrub(str(getattr(exc, "orig", None) or exc), self.engine.url))
+
+    def activate(self, chosen: Iterable[Candidate]) -> None:
+        wanted = {c.key: c for c in chosen}
+        if self.hypopg:
+            for key in [k for k in self.names if k not in wanted]:
+                self.names.pop(key)
+                self.conn.execute(text("SELECT hypopg_drop_index(:oid)"), {"oid": self.hypo_oids.pop(key)})
+        for key, candidate in wanted.items():
+            if key in self.names or candidate.name in self.unbuildable:
+                continue
+            try:
+                with self.conn.begin_nested():
+                    if self.hypopg:
+                        row = self.conn.execute(
+                            text("SELECT indexrelid, indexname FROM hypopg_create_index(:ddl)"),
+                            {"ddl": candidate.ddl("postgresql")}).one()
+                        self.hypo_oids[key] = int(row[0])
+                        self.actual[str(row[1])] = name = self.token(key)
+                    else:
+                        name = self.token(key)
+                        self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
+                        self.built[key] = name
+            except Exception as exc:  # a key too wide for a btree, not the table's owner, a lock
+                self.unbuildable[candidate.name] = self._reason(exc)
+                continue
+            self.names[key] = name
+        self.active = wanted
+
+    def _explain(self, query: _Bound) -> Any:
+        return self.conn.execute(text("EXPLAIN (FORMAT JSON) " + query.sql), query.params).scalar()
+
+    def plan(self, query: _Bound) -> Plan:
         try:
-            with self.conn.begin_nested():
-                document = self.conn.execute(text("EXPLAIN (FORMAT JSON) " + query.sql),
-                                             query.params).scalar()
+            with self.conn.begin_nested() as savepoint:
+                if not self.hypopg:  # hide the built candidates that are not active
+                    for key, name in self.built.items():
+                        if key not in self.active:
+                            self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                document = self._explain(query)
+                savepoint.rollback()
         except Exception as exc:
             raise _query_failed(query, exc, self.engine) from None
-        return _pg_plan(document)
+        plan = read_postgres(document)
+        if self.hypopg and self.actual:  # HypoPG names a hypothetical index anew each time
+            plan.indexes = [self.actual.get(i, i) for i in plan.indexes]
+            plan.covering = [self.actual.get(i, i) for i in plan.covering]
+            for actual, token in self.actual.items():
+                plan.text = plan.text.replace(actual, token)
+        return plan
 
-    def cost(self, query: _Bound, plan: _Plan) -> float:
-        return float(plan.cost or 0.0)
-
-    def add(self, candidate: Candidate) -> str | None:
-        try:
-            with self.conn.begin_nested():
-                if self.hypopg:
-                    row = self.conn.execute(text("SELECT indexrelid, indexname FROM hypopg_create_index(:ddl)"),
-                                            {"ddl": candidate.ddl("postgresql")}).one()
-                    self.hypo_oids[candidate.key] = int(row[0])
-                    name = str(row[1])
-                else:
-                    name = self.next_name()
-                    self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
-        except Exception as exc:  # a key too wide for a btree, not the table's owner, a lock
-            self.unbuildable[candidate.name] = first_line(scrub(str(getattr(exc, "orig", None) or exc),
-                                                                self.engine.url))
-            return None
-        self.names[candidate.key] = name
-        return name
-
-    def remove(self, candidate: Candidate) -> None:
-        name = self.names.pop(candidate.key)
-        if self.hypopg:
-            self.conn.execute(text("SELECT hypopg_drop_index(:oid)"), {"oid": self.hypo_oids.pop(candidate.key)})
-        else:
-            self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
-
-    def size(self, candidate: Candidate) -> int | None:
+    def size(self, candidate: Candidate) -> tuple[int | None, bool]:
         if candidate.key not in self.names:
-            return None
+            return None, True
         if self.hypopg:
-            return int(self.conn.execute(text("SELECT hypopg_relation_size(:oid)"),
-                                         {"oid": self.hypo_oids[candidate.key]}).scalar())
+            estimate = self.conn.execute(text("SELECT hypopg_relation_size(:oid)"),
+                                         {"oid": self.hypo_oids[candidate.key]}).scalar()
+            return int(int(estimate) * HYPOPG_SIZE_FACTOR), True
         return int(self.conn.execute(text("SELECT pg_relation_size(CAST(:name AS regclass))"),
-                                     {"name": f'"{self.names[candidate.key]}"'}).scalar())
+                                     {"name": f'"{self.names[candidate.key]}"'}).scalar()), False
+
+    def selectivity(self) -> Callable[[str, str], float]:
+        """The fraction of rows one equality on a column keeps, from ``pg_stats``
+        (1.0 when the table has not been analysed)."""
+        cache: dict[tuple[str, str], float] = {}
+
+        def fraction(table: str, column: str) -> float:
+            if (table, column) not in cache:
+                row = self.conn.execute(text(
+                    "SELECT s.n_distinct, c.reltuples FROM pg_stats s JOIN pg_class c "
+                    "ON c.relname = s.tablename AND c.relnamespace = "
+                    "(SELECT oid FROM pg_namespace WHERE nspname = s.schemaname) "
+                    "WHERE s.tablename = :t AND s.attname = :c AND s.schemaname = current_schema()"),
+                    {"t": table, "c": column}).first()
+                distinct = 0.0
+                if row is not None and row[0] is not None:
+                    distinct = float(row[0]) if row[0] > 0 else -float(row[0]) * max(float(row[1] or 0), 1.0)
+                cache[(table, column)] = 1.0 / distinct if distinct >= 1 else 1.0
+            return cache[(table, column)]
+        return fraction
+
+    def measure(self, queries: list[_Bound], recommendations: list[tuple[Candidate, str]],
+                progress: Callable | None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+        """Milliseconds per query before and after the recommended indexes, built for
+        real in a savepoint that is rolled back, and their sizes."""
+        before, after, sizes = {}, {}, {}
+        bar = _bar(progress, 2 * len(queries), "advise: measurement", "query")
+        try:
+            with self.conn.begin_nested() as savepoint:
+                if self.hypopg:  # the names stay known: the plans found on them are reported
+                    self.conn.exec_driver_sql("SELECT hypopg_reset()")
+                for name in self.built.values():
+                    self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                for query in queries:
+                    before[query.name] = self._time(query)
+                    _tick(bar)
+                for candidate, name in recommendations:
+                    self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
+                    self.conn.exec_driver_sql(f'ANALYZE "{candidate.table}"')
+                    sizes[name] = int(self.conn.execute(
+                        text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": f'"{name}"'}).scalar())
+                for query in queries:
+                    after[query.name] = self._time(query)
+                    _tick(bar)
+                savepoint.rollback()
+        finally:
+            _close(bar)
+        return before, after, sizes
+
+    def _time(self, query: _Bound) -> float:
+        statement = text(query.sql)
+
+        def run(loops: int) -> float:
+            started = time.perf_counter()
+            for _ in range(loops):
+                self.conn.execute(statement, query.params).fetchall()
+            return time.perf_counter() - started
+
+        first = run(1)
+        loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=10_000)
+        samples = SAMPLES if first < 0.25 else 3 if first < 2.5 else 1
+        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
 
 
 def _query_failed(query: _Bound, exc: BaseException, url: Any) -> DatabaseError:
@@ -822,39 +937,32 @@ def _query_failed(query: _Bound, exc: BaseException, url: Any) -> DatabaseError:
                          hint="fix the query (or the schema it expects) and advise again")
 
 
-@contextmanager
-def _evaluator(engine: Engine, use_hypopg: bool | None) -> Iterator[_Evaluator]:
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        if use_hypopg:
-            raise UnsupportedByDialect("HypoPG is a PostgreSQL extension; SQLite is advised on a "
-                                       "scratch copy", hint="leave use_hypopg unset for SQLite")
-        evaluator: _Evaluator = _SQLiteEvaluator(engine)
-    elif dialect == "postgresql":
-        evaluator = _PostgresEvaluator(engine, use_hypopg)
-    else:
-        raise UnsupportedByDialect(f"the index advisor does not support {dialect}",
-                                   hint="advise on SQLite or PostgreSQL (a scratch copy of the schema "
-                                        "and data works)")
-    try:
-        yield evaluator
-    except BaseException:
-        if isinstance(evaluator, _PostgresEvaluator):
-            evaluator.failed = True
-        raise
-    finally:
-        evaluator.close()
+def _bar(progress: Callable | None, total: int, desc: str, unit: str) -> Any:
+    return progress(total=total, desc=desc, unit=unit) if progress and total else None
 
+
+def _tick(bar: Any) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.close()
 
 # --------------------------------------------------------------------------- report
 
 
 @dataclass
 class Recommendation:
-    """One index to add. ``gain`` is the fraction of the workload cost it saved when it
-    was added (after the recommendations above it); ``cost_before``/``cost_after`` are
-    the workload costs around that step, in ``cost_unit``; ``query_gains`` is the
-    fraction saved per query it helps."""
+    """One index to add. ``gain`` is the fraction of the workload cost it saves (measured
+    where the workload was timed: the saving of the queries whose plan uses it; else the
+    planner's estimate with the other recommendations present); ``cost_before``/
+    ``cost_after`` are the workload costs around it, in ``cost_unit``; ``query_gains`` is
+    the fraction saved per query it helps; ``queries_using`` the queries whose plan uses
+    it, ``plans`` their plan before → after; ``estimated_gain``/``measured_gain`` both
+    figures (None: not measured); ``size_bytes`` measured where built, else estimated
+    (``size_estimated``); ``insert_bytes_per_row`` what one inserted row adds to it."""
 
     name: str
     table: str
@@ -868,6 +976,12 @@ class Recommendation:
     cost_unit: str
     size_bytes: int | None
     query_gains: dict[str, float] = field(default_factory=dict)
+    queries_using: list[str] = field(default_factory=list)
+    plans: dict[str, dict[str, str]] = field(default_factory=dict)
+    estimated_gain: float = 0.0
+    measured_gain: float | None = None
+    size_estimated: bool = False
+    insert_bytes_per_row: int | None = None
 
     @property
     def best_query_gain(self) -> float:
@@ -875,8 +989,9 @@ class Recommendation:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("gain", "cost_before", "cost_after"):
-            data[key] = round(data[key], 6)
+        for key in ("gain", "cost_before", "cost_after", "estimated_gain", "measured_gain"):
+            if data[key] is not None:
+                data[key] = round(data[key], 6)
         data["query_gains"] = {k: round(v, 6) for k, v in self.query_gains.items()}
         return data
 
@@ -897,12 +1012,16 @@ class QueryAdvice:
     cost_after: float
     full_scan_before: list[str]  # tables read by a full scan
     full_scan_after: list[str]
+    estimated_before: float = 0.0  # the evaluator's estimate (AdviceReport.estimate_unit)
+    estimated_after: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["params"] = {k: json_safe(v) for k, v in self.params.items()}
         data["cost_before"] = round(self.cost_before, 6)
         data["cost_after"] = round(self.cost_after, 6)
+        data["estimated_before"] = round(self.estimated_before, 6)
+        data["estimated_after"] = round(self.estimated_after, 6)
         return data
 
 
@@ -924,6 +1043,12 @@ class AdviceReport:
     unbuildable: dict[str, str] = field(default_factory=dict)
     #: workload queries that do not run on this database (name → why), left out
     skipped: dict[str, str] = field(default_factory=dict)
+    estimate_unit: str = ""
+    #: the workload was timed before and after (cost_unit "ms")
+    measured: bool = False
+    max_indexes: int | None = None
+    max_size: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     exit_code = 0
 
@@ -979,6 +1104,8 @@ class AdviceReport:
     def to_json(self) -> dict[str, Any]:
         return {"summary": self.summary, "method": self.method, "dialect": self.dialect,
                 "cost_unit": self.cost_unit, "min_gain": self.min_gain,
+                "estimate_unit": self.estimate_unit, "measured": self.measured,
+                "max_indexes": self.max_indexes, "max_size": self.max_size, "notes": list(self.notes),
                 "cost_before": round(self.cost_before, 6), "cost_after": round(self.cost_after, 6),
                 "gain": round(self.gain, 6), "candidates_considered": self.candidates_considered,
                 "seconds": round(self.seconds, 3), "unbuildable": dict(self.unbuildable),
@@ -990,13 +1117,22 @@ class AdviceReport:
     def to_text(self) -> str:
         lines = [self.summary]
         for r in self.recommendations:
-            size = f", {r.size_bytes / 1024:.0f} KiB" if r.size_bytes is not None else ""
-            lines.append(f"  {r.ddl};  -- helps {', '.join(r.queries_helped)}: saves {r.gain:.0%} "
-                         f"({_amount(r.cost_before, r.cost_unit)} → {_amount(r.cost_after, r.cost_unit)}{size})")
+            size = "" if r.size_bytes is None else \
+                f", {'~' if r.size_estimated else ''}{r.size_bytes / 1024:,.0f} KiB"
+            writes = f", +{r.insert_bytes_per_row} B per inserted row" if r.insert_bytes_per_row else ""
+            figures = (f"saves {r.gain:.0%} measured, {r.estimated_gain:.0%} estimated" if r.measured_gain
+                       is not None else f"saves {r.gain:.0%} (estimated)")
+            lines.append(f"  {r.ddl};  -- used by {', '.join(r.queries_using) or 'no query'}: {figures} "
+                         f"({_amount(r.cost_before, r.cost_unit)} → {_amount(r.cost_after, r.cost_unit)}"
+                         f"{size}{writes})")
         for q in self.queries:
             scans = f"; full scan of {', '.join(q.full_scan_after)}" if q.full_scan_after else ""
             lines.append(f"  {q.query}: {_amount(q.cost_before, self.cost_unit)} → "
                          f"{_amount(q.cost_after, self.cost_unit)}{scans}")
+            if q.plan_before != q.plan_after:
+                lines.append(f"    plan: {q.plan_before}  →  {q.plan_after}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         for name, reason in self.unbuildable.items():
             lines.append(f"  could not try {name}: {reason}")
         for name, reason in self.skipped.items():
@@ -1012,26 +1148,16 @@ def _amount(value: float, unit: str) -> str:
 
 
 @dataclass
-class _Trial:
-    """A candidate tried on top of the current indexes."""
-
-    candidate: Candidate
-    used: list[str]  # queries whose plan uses it
-    costs: dict[str, float]  # their costs with it
-
-
-@dataclass
 class _Marginal:
     """What one chosen index is worth with all the others present."""
 
     candidate: Candidate
-    used: list[str]
+    used: list[str]  # queries whose plan uses it
     without: float  # workload cost without it
     with_: float  # workload cost with it
     query_gains: dict[str, float]
     pays: bool
     drop: float
-    size: int | None
 
 
 def _pays(costs: dict[str, float], current: dict[str, float], min_gain: float) -> tuple[bool, float]:
@@ -1044,145 +1170,148 @@ def _pays(costs: dict[str, float], current: dict[str, float], min_gain: float) -
     return drop / total >= min_gain or per_query >= min_gain, drop
 
 
-class _Selection:
-    """The greedy search over candidates on one evaluator."""
+class _Search:
+    """Per-query joint candidates, then the workload set (see the module docstring)."""
 
-    def __init__(self, evaluator: _Evaluator, queries: list[_Bound], min_gain: float,
-                 progress: Callable | None):
+    def __init__(self, evaluator: _Evaluator, queries: list[_Bound], min_gain: float):
         self.ev = evaluator
-        self.queries = {q.name: q for q in queries}
+        self.queries = queries
         self.min_gain = min_gain
-        self.progress = progress
-        self.plans = {q.name: evaluator.plan(q) for q in queries}
-        self.current = {q.name: evaluator.cost(q, self.plans[q.name]) for q in queries}
-        self.chosen: list[Candidate] = []
 
-    def touching(self, table: str) -> list[_Bound]:
-        return [q for q in self.queries.values() if table in q.shape.tables]
+    def costs(self, chosen: Iterable[Candidate]) -> dict[str, tuple[Plan, float]]:
+        self.ev.activate(chosen)
+        return {q.name: self.ev.evaluate(q) for q in self.queries}
 
-    def users(self, candidate: Candidate) -> list[str]:
-        """The queries whose current plan uses ``candidate`` (present)."""
-        name = self.ev.names[candidate.key]
-        return [q for q in self.queries if name in self.plans[q].indexes]
+    def users(self, candidate: Candidate, state: dict[str, tuple[Plan, float]]) -> list[str]:
+        return [q for q, (plan, _) in state.items() if self.ev.uses(candidate, plan)]
 
-    def trial(self, candidate: Candidate) -> _Trial | None:
-        name = self.ev.add(candidate)
-        if name is None:
-            return None
+    @staticmethod
+    def total(state: dict[str, tuple[Plan, float]]) -> float:
+        return sum(cost for _, cost in state.values())
+
+    def per_query(self, pool: list[Candidate], baseline: dict[str, tuple[Plan, float]],
+                  progress: Callable | None) -> list[Candidate]:
+        """Each query with all its candidates present at once: what its best plan uses."""
+        picked: dict[tuple, Candidate] = {}
+        bar = _bar(progress, len(self.queries), "advise: evaluation", "query")
         try:
-            used = []
-            for query in self.touching(candidate.table):
-                plan = self.ev.plan(query)
-                if name in plan.indexes:
-                    used.append((query, plan))
-            costs = {q.name: self.ev.cost(q, plan) for q, plan in used}
+            for query in self.queries:
+                mine = [c for c in pool if query.name in c.origin]
+                if mine:
+                    self.ev.activate(mine)
+                    plan, cost = self.ev.evaluate(query)
+                    # the full composites alone (filters and sort served by one index each)
+                    # win a near tie against a mix of shorter ones
+                    full = [c for c in mine if query.ranks.get(c.key, 0) == 0 or (
+                        c.base is not None and query.ranks.get((c.table, c.base, ()), 1) == 0)]
+                    if full and len(full) < len(mine):
+                        self.ev.activate(full)
+                        full_plan, full_cost = self.ev.evaluate(query)
+                        if full_cost <= cost * (1 + TIE) and any(self.ev.uses(c, full_plan) for c in full):
+                            mine, plan, cost = full, full_plan, full_cost
+                    if cost < baseline[query.name][1]:
+                        for candidate in mine:
+                            if self.ev.uses(candidate, plan):
+                                picked.setdefault(candidate.key, candidate)
+                _tick(bar)
         finally:
-            self.ev.remove(candidate)
-        return _Trial(candidate, [q.name for q, _ in used], costs)
+            _close(bar)
+        return list(picked.values())
 
-    def refresh(self, table: str) -> None:
-        """Re-plans the queries on ``table`` after its indexes changed; re-costs those
-        whose plan changed."""
-        for query in self.touching(table):
-            plan = self.ev.plan(query)
-            old = self.plans[query.name]
-            if plan.text != old.text or plan.indexes != old.indexes:
-                self.current[query.name] = self.ev.cost(query, plan)
-            self.plans[query.name] = plan
-
-    def add(self, candidate: Candidate) -> None:
-        if self.ev.add(candidate) is None:  # it was built for its trial: only a server error gets here
-            raise DatabaseError(f"the advisor could not build {candidate.name} again")
-        self.refresh(candidate.table)
-
-    def remove(self, candidate: Candidate) -> None:
-        self.ev.remove(candidate)
-        self.refresh(candidate.table)
-
-    def run(self, pool: list[Candidate], existing: list[ExistingIndex]) -> None:
-        """Greedy rounds until no candidate pays (see the module docstring)."""
-        present = [(i.table, i.columns) for i in existing if i.kind != PARTIAL]
-        cache: dict[tuple, _Trial | None] = {}
-        dead: set[tuple] = set()
+    def used_only(self, chosen: list[Candidate]) -> tuple[list[Candidate], dict]:
+        """``chosen`` without what no query's plan uses (until that holds)."""
         while True:
-            have = present + [(c.table, c.all_columns) for c in self.chosen]
-            live = [c for c in pool if c.key not in dead and not _redundant(c, have)]
-            todo = [c for c in live if c.key not in cache]
-            bar = self.progress(total=len(todo), desc=f"advise: round {len(self.chosen) + 1}",
-                                unit="candidate") if self.progress and todo else None
-            try:
-                for candidate in todo:
-                    cache[candidate.key] = self.trial(candidate)
-                    if bar is not None:
-                        bar.update(1)
-            finally:
-                if bar is not None:
-                    bar.close()
-            trials = []
-            for candidate in live:
-                trial = cache[candidate.key]
-                if trial is None or not trial.used:
-                    dead.add(candidate.key)  # unusable or unused now: more indexes will not change that
-                    continue
-                trials.append(trial)
-            best = self.best(trials)
-            if best is None:
-                return
-            self.add(best.candidate)
-            self.chosen.append(best.candidate)
-            # trials that may have changed: the same table, or a query the new index serves
-            touched = set(self.users(best.candidate))
-            cache = {k: t for k, t in cache.items() if t is not None
-                     and not set(t.used) & touched and t.candidate.table != best.candidate.table}
+            state = self.costs(chosen)
+            kept = [c for c in chosen if self.users(c, state)]
+            if len(kept) == len(chosen):
+                return chosen, state
+            chosen = kept
 
-    def best(self, trials: list[_Trial]) -> _Trial | None:
-        by_key = {t.candidate.key: t for t in trials}
-        paying: list[tuple[float, _Trial]] = []
-        for trial in trials:
-            ok, drop = _pays(trial.costs, self.current, self.min_gain)
-            base = trial.candidate.base
-            plain = by_key.get((trial.candidate.table, base, ())) if base is not None else None
-            if ok and plain is not None:
-                # a covering variant must pay on top of its key-only version
-                ok, _ = _pays(trial.costs, {**self.current, **plain.costs}, self.min_gain)
-            if ok:
-                paying.append((drop, trial))
-        if not paying:
-            return None
-        top = max(drop for drop, _ in paying)
-        ties = [t for drop, t in paying if drop >= (1 - TIE) * top]
-        return min(ties, key=lambda t: (t.candidate.rank, len(t.candidate.all_columns)))
+    def merge_prefixes(self, chosen: list[Candidate]) -> tuple[list[Candidate], dict]:
+        """Drop an index whose columns start a wider chosen one when the plans, made again
+        without it, cost no more than :data:`TIE` more."""
+        chosen, state = self.used_only(chosen)
+        for short in sorted(chosen, key=lambda c: len(c.all_columns)):
+            if short not in chosen or not any(
+                    other is not short and other.table == short.table
+                    and _is_prefix(short.all_columns, other.all_columns) for other in chosen):
+                continue
+            trial, trial_state = self.used_only([c for c in chosen if c is not short])
+            if self.total(trial_state) <= self.total(state) * (1 + TIE):
+                chosen, state = trial, trial_state
+        return chosen, state
 
-    def marginal(self, candidate: Candidate) -> _Marginal:
-        """``candidate``'s worth with every other chosen index present: its cost is
-        taken away and put back."""
-        self.remove(candidate)
-        without = dict(self.current)
-        self.add(candidate)
-        used = self.users(candidate)
-        costs = {q: self.current[q] for q in used}
-        pays, drop = _pays(costs, without, self.min_gain) if used else (False, 0.0)
-        gains = {q: (without[q] - self.current[q]) / without[q] for q in used if without[q] > 0}
-        return _Marginal(candidate, used, sum(without.values()), sum(self.current.values()), gains,
-                         pays, drop, self.ev.size(candidate))
+    def narrow_covering(self, chosen: list[Candidate]) -> tuple[list[Candidate], dict]:
+        """A covering variant must pay on top of its key-only version, else the key-only
+        version replaces it."""
+        chosen, state = self.used_only(chosen)
+        for wide in [c for c in chosen if c.base is not None]:
+            plain = Candidate(wide.table, wide.base, origin=wide.origin, rank=wide.rank)
+            if any(c.key == plain.key for c in chosen):
+                trial = [c for c in chosen if c is not wide]
+            else:
+                trial = [plain if c is wide else c for c in chosen]
+            trial, trial_state = self.used_only(trial)
+            users = self.users(wide, state)
+            pays, _ = _pays({q: state[q][1] for q in users},
+                            {q: cost for q, (_, cost) in trial_state.items()}, self.min_gain)
+            if not pays:
+                chosen, state = trial, trial_state
+            else:
+                self.ev.activate(chosen)
+        return chosen, state
 
-    def finish(self) -> list[_Marginal]:
-        """Drops chosen indexes that a wider chosen one makes redundant, then, one at a
-        time, the least useful one that no longer pays with the others present; returns
-        what each remaining one is worth."""
-        for candidate in list(self.chosen):
-            if any(other is not candidate and other.table == candidate.table
-                   and _is_prefix(candidate.all_columns, other.all_columns) for other in self.chosen):
-                self.remove(candidate)
-                self.chosen.remove(candidate)
+    def marginal(self, candidate: Candidate, chosen: list[Candidate],
+                 state: dict[str, tuple[Plan, float]]) -> _Marginal:
+        """``candidate``'s worth with every other chosen index present. It pays alone, or
+        together with the chosen indexes on other tables its queries' plans use with it
+        (a small table's filter index that a join needs next to the big table's join key)."""
+        used = self.users(candidate, state)
+        with_costs = {q: cost for q, (_, cost) in state.items()}
+        without_state = self.costs([c for c in chosen if c is not candidate])
+        without = {q: cost for q, (_, cost) in without_state.items()}
+        pays, drop = _pays({q: with_costs[q] for q in used}, without, self.min_gain) if used else (False, 0.0)
+        if used and not pays and drop > 0:
+            partners = [c for c in chosen if c is not candidate and c.table != candidate.table
+                        and set(self.users(c, state)) & set(used)]
+            if partners:
+                group = self.costs([c for c in chosen if c is not candidate and c not in partners])
+                group_without = {q: cost for q, (_, cost) in group.items()}
+                affected = set(used) | {q for p in partners for q in self.users(p, state)}
+                pays, _ = _pays({q: with_costs[q] for q in affected}, group_without, self.min_gain)
+        gains = {q: (without[q] - with_costs[q]) / without[q] for q in used if without[q] > 0}
+        return _Marginal(candidate, used, sum(without.values()), sum(with_costs.values()), gains,
+                         pays, drop)
+
+    def marginals(self, chosen: list[Candidate]) -> tuple[list[_Marginal], dict]:
+        state = self.costs(chosen)
+        found = [self.marginal(c, chosen, state) for c in chosen]
+        self.ev.activate(chosen)
+        return found, state
+
+    def select(self, chosen: list[Candidate], max_indexes: int | None,
+               max_size: int | None) -> tuple[list[_Marginal], dict]:
+        """The workload set: used, prefixes merged, covering only where it pays, each
+        index paying ``min_gain`` (alone or with its join partners), within the budget."""
+        chosen, _ = self.merge_prefixes(chosen)
+        chosen, _ = self.narrow_covering(chosen)
         while True:
-            marginals = [self.marginal(c) for c in self.chosen]
+            marginals, state = self.marginals(chosen)
             failing = [m for m in marginals if not m.pays]
-            if not failing:
-                return marginals
-            worst = min(failing, key=lambda m: m.drop)
-            self.remove(worst.candidate)
-            self.chosen.remove(worst.candidate)
+            if failing:
+                worst = min(failing, key=lambda m: m.drop)
+                chosen, _ = self.used_only([c for c in chosen if c is not worst.candidate])
+                continue
+            sizes = {m.candidate.key: self.ev.size(m.candidate)[0] or 0 for m in marginals}
+            over_count = max_indexes is not None and len(chosen) > max_indexes
+            over_size = max_size is not None and sum(sizes.values()) > max_size
+            if not (over_count or over_size):
+                return marginals, state
+            if over_size:  # the least saving per byte goes first
+                worst = min(marginals, key=lambda m: m.drop / max(sizes[m.candidate.key], 1))
+            else:
+                worst = min(marginals, key=lambda m: m.drop)
+            chosen, _ = self.used_only([c for c in chosen if c is not worst.candidate])
 
 
 def _bind(engine: Engine, query: Query, seed: int) -> tuple[str, dict[str, Any]]:
@@ -1198,87 +1327,138 @@ def _bind(engine: Engine, query: Query, seed: int) -> tuple[str, dict[str, Any]]
 
 @bounded()
 def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
-           use_hypopg: bool | None = None, seed: int = 0,
-           progress: Callable | None = None) -> AdviceReport:
+           use_hypopg: bool | None = None, seed: int = 0, progress: Callable | None = None,
+           max_indexes: int | None = None, max_size: int | None = None,
+           measure: bool | None = None) -> AdviceReport:
     """Indexes that make ``queries`` cheaper on ``engine``'s database, which is left as
     it was found (see the module docstring for how candidates are found, evaluated and
     selected).
 
     ``min_gain``: the fraction of the workload cost, or of one query's cost, an index
-    must save. ``use_hypopg`` (PostgreSQL): None uses HypoPG when it is installed or can
-    be created (inside the rolled-back transaction), True requires it, False builds real
-    indexes inside a transaction that is rolled back. Parameters a query's ``params`` do
-    not bind get values drawn from the data (``seed``). ``progress`` is a tqdm-compatible
-    factory. ``timeout`` (keyword, seconds; None: the default, 0: no limit) bounds each
-    statement, the scratch copy's timed runs included (see :func:`.timeouts.bounded`)."""
+    must save (a small table's filter index a join plan needs may count its partner's
+    saving). ``max_indexes`` / ``max_size`` (bytes) bound the set. ``use_hypopg``
+    (PostgreSQL): None uses HypoPG when it is installed or can be created (inside the
+    rolled-back transaction), True requires it, False builds real indexes inside a
+    transaction that is rolled back. ``measure``: time the workload before and after the
+    recommended indexes (SQLite: on a scratch copy, the default; PostgreSQL: built in the
+    rolled-back transaction, off by default). Parameters a query's ``params`` do not bind
+    get values drawn from the data (``seed``). ``progress`` is a tqdm-compatible factory
+    (one bar per phase). ``timeout`` (keyword, seconds; None: the default, 0: no limit)
+    bounds each statement, the timed runs included (see :func:`.timeouts.bounded`)."""
     if not 0 <= min_gain < 1:
         raise ConductorError(f"min_gain is a fraction between 0 and 1, got {min_gain}")
+    if max_indexes is not None and max_indexes < 0:
+        raise ConductorError(f"max_indexes is a count of 0 or more, got {max_indexes}")
+    if max_size is not None and max_size < 0:
+        raise ConductorError(f"max_size is a number of bytes, 0 or more, got {max_size}")
     started = time.perf_counter()
     dialect = engine.dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise UnsupportedByDialect(f"the index advisor does not support {dialect}",
                                    hint="advise on SQLite or PostgreSQL")
+    if dialect == "sqlite" and use_hypopg:
+        raise UnsupportedByDialect("HypoPG is a PostgreSQL extension; SQLite is advised with "
+                                   "hypothetical indexes of its own", hint="leave use_hypopg unset for SQLite")
+    measure = (dialect == "sqlite") if measure is None else measure
     with engine.connect() as conn:
         schema = _Schema.from_inspector(inspect(conn))
+    with ExitStack() as stack:
+        live: sqlite3.Connection | None = None
+        pg: _PostgresEvaluator | None = None
+        if dialect == "sqlite":
+            raw = engine.raw_connection()
+            stack.callback(raw.close)
+            live = raw.driver_connection
+            sampler = Sampler(live, seed)
+            stack.callback(sampler.close)
+            selectivity = sampler.selectivity
+        else:
+            pg = stack.enter_context(_pg_evaluator(engine, use_hypopg))
+            selectivity = pg.selectivity()
+        bound, pool, skipped = _gather(engine, queries, schema, dialect, seed, selectivity, progress)
+        existing = schema.existing()
+        present = [(i.table, i.columns) for i in existing if i.kind != PARTIAL]
+        pool_list = [c for c in pool.values() if not _redundant(c, present)]
+        if pg is None:
+            evaluator: _Evaluator = _WhatIfEvaluator(live, sampler, {t for q in bound for t in q.shape.tables})
+            stack.callback(evaluator.close)
+        else:
+            evaluator = pg
+        if pg is not None and not pg.hypopg:
+            pg.sample_tables({t for q in bound for t in q.shape.tables})
+        search = _Search(evaluator, bound, min_gain)
+        baseline = search.costs([])
+        picked = search.per_query(pool_list, baseline, progress)
+        marginals, state = search.select(picked, max_indexes, max_size)
+        if pg is not None and not pg.hypopg and marginals:
+            # the set was chosen on samples: on the live tables, what the plans use and what
+            # pays there (the same rules, on the real costs)
+            baseline, _ = pg.finalize(bound, [m.candidate for m in marginals])
+            marginals, state = search.select([m.candidate for m in marginals], max_indexes, max_size)
+        elif pg is not None and not pg.hypopg:
+            baseline, state = pg.finalize(bound, [])
+        taken = {i.name.lower() for i in existing if i.name}
+        named = [(m, _final_name(m.candidate, taken)) for m in marginals]
+        report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)
+        if measure:
+            report.measure(live, pg)
+        result = report.build(existing, min_gain, len(pool_list), skipped, max_indexes, max_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _gather(engine: Engine, queries: list[Query], schema: _Schema, dialect: str, seed: int,
+            selectivity: Callable[[str, str], float], progress: Callable | None
+            ) -> tuple[list[_Bound], dict[tuple, Candidate], dict[str, str]]:
+    """Binds, checks and parses every workload query; their candidates."""
     bound: list[_Bound] = []
     pool: dict[tuple, Candidate] = {}
     skipped: dict[str, str] = {}
-    for query in queries:
-        try:
-            sql, params = _bind(engine, query, seed)
-            _explain_once(engine, sql, params)
-        except StatementTimeout:
-            raise  # the whole step stops: the user asked for the bound
-        except ConductorError as exc:
-            # A workload query that does not run here (a column the schema does not have yet,
-            # a parameter that cannot be drawn) is reported, and the rest are still advised on.
-            skipped[query.name] = exc.message
-            continue
-        shape = _shape(sql, dialect, schema)
-        bound.append(_Bound(query.name, sql, params, shape))
-        for candidate in _candidates_of(shape, schema, dialect, (query.name,)):
-            known = pool.get(candidate.key)
-            if known is None:
-                pool[candidate.key] = candidate
-            else:
-                pool[candidate.key] = replace(known, origin=known.origin + (query.name,),
-                                              rank=min(known.rank, candidate.rank))
+    bar = _bar(progress, len(queries), "advise: candidates", "query")
+    try:
+        for query in queries:
+            try:
+                sql, params = _bind(engine, query, seed)
+                _explain_once(engine, sql, params)
+            except StatementTimeout:
+                raise  # the whole step stops: the user asked for the bound
+            except ConductorError as exc:
+                # A workload query that does not run here (a column the schema does not have
+                # yet, a parameter that cannot be drawn) is reported; the rest are advised on.
+                skipped[query.name] = exc.message
+                _tick(bar)
+                continue
+            shape = _shape(sql, dialect, schema)
+            mine = _candidates_of(shape, schema, dialect, (query.name,), selectivity)
+            bound.append(_Bound(query.name, sql, params, shape, {c.key: c.rank for c in mine}))
+            for candidate in mine:
+                known = pool.get(candidate.key)
+                if known is None:
+                    pool[candidate.key] = candidate
+                else:
+                    pool[candidate.key] = replace(known, origin=known.origin + (query.name,),
+                                                  rank=min(known.rank, candidate.rank))
+            _tick(bar)
+    finally:
+        _close(bar)
     if not bound:
         raise ConductorError(
             "no workload query runs on this database: "
             + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()),
             hint="fix the queries (or the schema they expect) and advise again")
-    existing = schema.existing()
-    present = [(i.table, i.columns) for i in existing if i.kind != PARTIAL]
-    candidates_ = [c for c in pool.values() if not _redundant(c, present)]
-    with _evaluator(engine, use_hypopg) as evaluator:
-        if isinstance(evaluator, _SQLiteEvaluator):
-            for query in bound:  # fail on a broken query with its name, before any timing
-                try:
-                    evaluator.plan(query)
-                except sqlite3.Error as exc:
-                    raise _query_failed(query, exc, engine) from None
-        selection = _Selection(evaluator, bound, min_gain, progress)
-        plans_before, costs_before = dict(selection.plans), dict(selection.current)
-        selection.run(candidates_, existing)
-        marginals = selection.finish()
-        taken = {i.name.lower() for i in existing if i.name}
-        recommendations = [_recommendation(m, evaluator.cost_unit, dialect, taken) for m in marginals]
-        names = {evaluator.names[m.candidate.key]: r.name for m, r in zip(marginals, recommendations,
-                                                                           strict=True)}
-        rows = []
-        for query in bound:
-            before, after = plans_before[query.name], selection.plans[query.name]
-            rows.append(QueryAdvice(
-                query.name, query.sql, query.params, evaluator.display(before.text),
-                evaluator.display(after.text), bool(after.indexes),
-                sorted(evaluator.display(i) for i in after.indexes),
-                sorted(names[i] for i in after.indexes if i in names),
-                costs_before[query.name], selection.current[query.name],
-                before.full_scans, after.full_scans))
-        method, unit, unbuildable = evaluator.method, evaluator.cost_unit, dict(evaluator.unbuildable)
-    return AdviceReport(recommendations, rows, method, dialect, unit, existing, min_gain,
-                        len(candidates_), time.perf_counter() - started, unbuildable, skipped)
+    return bound, pool, skipped
+
+
+@contextmanager
+def _pg_evaluator(engine: Engine, use_hypopg: bool | None) -> Iterator[_PostgresEvaluator]:
+    evaluator = _PostgresEvaluator(engine, use_hypopg)
+    try:
+        yield evaluator
+    except BaseException:
+        evaluator.failed = True
+        raise
+    finally:
+        evaluator.close()
 
 
 def _explain_once(engine: Engine, sql: str, params: dict[str, Any]) -> None:
@@ -1295,16 +1475,161 @@ def _explain_once(engine: Engine, sql: str, params: dict[str, Any]) -> None:
             txn.rollback()
 
 
-def _recommendation(marginal: _Marginal, unit: str, dialect: str, taken: set[str]) -> Recommendation:
-    candidate = marginal.candidate
+def _final_name(candidate: Candidate, taken: set[str]) -> str:
     name = candidate.name
     if name.lower() in taken:  # an index of that name with other columns exists already
         digest = hashlib.sha1(repr(candidate.key).encode("utf-8")).hexdigest()[:8]
         name = f"{name[:NAME_LIMIT - len(digest) - 1]}_{digest}"
     taken.add(name.lower())
-    gain = (marginal.without - marginal.with_) / marginal.without if marginal.without > 0 else 0.0
-    helped = [q for q in marginal.used if marginal.query_gains.get(q, 0.0) > 0]
-    return Recommendation(
-        name, candidate.table, list(candidate.columns), list(candidate.include),
-        candidate.ddl(dialect, name), helped, max(gain, 0.0), marginal.without, marginal.with_,
-        unit, marginal.size, {q: marginal.query_gains[q] for q in helped})
+    return name
+
+
+class _Report:
+    """Turns the search's outcome (and, with ``measure``, timings) into an AdviceReport."""
+
+    def __init__(self, dialect: str, evaluator: _Evaluator, queries: list[_Bound],
+                 baseline: dict[str, tuple[Plan, float]], state: dict[str, tuple[Plan, float]],
+                 named: list[tuple[_Marginal, str]], schema: _Schema, progress: Callable | None):
+        self.dialect, self.ev, self.queries = dialect, evaluator, queries
+        self.baseline, self.state, self.named, self.schema = baseline, state, named, schema
+        self.progress = progress
+        self.measured_before: dict[str, float] | None = None
+        self.measured_after: dict[str, float] = {}
+        self.real_plans: dict[str, tuple[Plan, Plan]] = {}
+        self.sizes: dict[str, int] = {}
+        self.notes: list[str] = []
+
+    def display(self, text_: str) -> str:
+        """``text_`` with evaluation names replaced by the recommendations' names."""
+        for marginal, name in self.named:
+            evaluation = self.ev.tokens.get(marginal.candidate.key)
+            if evaluation:
+                text_ = re.sub(rf"(?<!\w){re.escape(evaluation)}(?!\w)", name, text_)
+        return self.ev.display(text_)
+
+    def measure(self, live: sqlite3.Connection | None, pg: _PostgresEvaluator | None) -> None:
+        """Time the workload before and after the recommended indexes, built for real on
+        a scratch copy (SQLite) or in the rolled-back transaction (PostgreSQL)."""
+        if pg is not None:
+            before, after, sizes = pg.measure(self.queries, [(m.candidate, n) for m, n in self.named],
+                                              self.progress)
+            self.measured_before, self.measured_after, self.sizes = before, after, sizes
+            return
+        bar = _bar(self.progress, 2 * len(self.queries), "advise: measurement", "query")
+        try:
+            copy = ScratchCopy(live)
+            try:
+                self._measure_sqlite(copy, bar)
+            finally:
+                copy.close()
+        finally:
+            _close(bar)
+
+    def _measure_sqlite(self, copy: ScratchCopy, bar: Any) -> None:
+        def plan(query: _Bound) -> Plan:
+            try:
+                return copy.plan(query.sql, query.params, query.shape.aliases)
+            except sqlite3.Error as exc:
+                raise _query_failed(query, exc, None) from None
+
+        before = {q.name: plan(q) for q in self.queries}
+        timed = {}
+        for query in self.queries:
+            timed[query.name] = copy.time(query.name, query.sql, query.params)
+            _tick(bar)
+        kept = []
+        for marginal, name in self.named:
+            failure = copy.build(marginal.candidate.ddl("sqlite", name), name)
+            if failure is None:
+                kept.append((marginal, name))
+            else:
+                self.ev.unbuildable[name] = failure
+        after = {q.name: plan(q) for q in self.queries}
+        used = {name for p in after.values() for name in p.indexes}
+        for marginal, name in list(kept):
+            if name not in used:  # the real planner disagrees with the estimate: not worth its writes
+                copy.drop(name)
+                kept.remove((marginal, name))
+                self.notes.append(f"{name}: chosen on estimates, but no plan uses it on the copy "
+                                  "with real statistics; left out")
+        self.named = kept
+        for query in self.queries:
+            changed = after[query.name].text != before[query.name].text
+            self.measured_after[query.name] = copy.time(query.name, query.sql, query.params) \
+                if changed else timed[query.name]
+            _tick(bar)
+        self.measured_before = timed
+        self.sizes = {name: size for _, name in kept if (size := copy.size(name)) is not None}
+        self.real_plans = {q: (before[q], after[q]) for q in before}
+
+    def table_rows(self, table: str) -> int | None:
+        ev = self.ev
+        if isinstance(ev, _WhatIfEvaluator):
+            known = ev.sampler.table(table)
+            return known[0] if known else None
+        if isinstance(ev, _PostgresEvaluator):
+            found = ev.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                                    {"t": f'"{table}"'}).scalar()
+            return int(found) if found is not None and found >= 0 else None
+        return None
+
+    def build(self, existing: list[ExistingIndex], min_gain: float, considered: int,
+              skipped: dict[str, str], max_indexes: int | None, max_size: int | None) -> AdviceReport:
+        measured = self.measured_before is not None
+        unit = "ms" if measured else self.ev.estimate_unit
+        rows: list[QueryAdvice] = []
+        plans: dict[str, tuple[str, str]] = {}
+        names = {n for _, n in self.named}
+        for query in self.queries:
+            estimated_before, estimated_after = self.baseline[query.name][1], self.state[query.name][1]
+            if query.name in self.real_plans:
+                plan_before, plan_after = self.real_plans[query.name]
+                before_text, after_text = one_line(plan_before), one_line(plan_after)
+                indexes_after = sorted(set(plan_after.indexes))
+            else:
+                plan_before, plan_after = self.baseline[query.name][0], self.state[query.name][0]
+                before_text = one_line(replace(plan_before, text=self.display(plan_before.text)))
+                after_text = one_line(replace(plan_after, text=self.display(plan_after.text)))
+                indexes_after = sorted({self.display(i) for i in plan_after.indexes})
+            if plan_after.primary_key and PRIMARY_KEY_LOOKUP not in indexes_after:
+                indexes_after.append(PRIMARY_KEY_LOOKUP)
+            plans[query.name] = (before_text, after_text)
+            cost_before = self.measured_before[query.name] if measured else estimated_before
+            cost_after = self.measured_after[query.name] if measured else estimated_after
+            rows.append(QueryAdvice(
+                query.name, query.sql, query.params, before_text, after_text, bool(indexes_after),
+                indexes_after, sorted(i for i in indexes_after if i in names), cost_before, cost_after,
+                list(plan_before.full_scans), list(plan_after.full_scans),
+                estimated_before, estimated_after))
+        by_query = {r.query: r for r in rows}
+        total_before = sum(r.cost_before for r in rows)
+        recommendations = []
+        for marginal, name in self.named:
+            candidate = marginal.candidate
+            estimated_gain = ((marginal.without - marginal.with_) / marginal.without
+                              if marginal.without > 0 else 0.0)
+            users = ([q for q, r in by_query.items() if name in r.recommended] if measured
+                     else list(marginal.used))
+            if measured:
+                saved = {q: by_query[q].cost_before - by_query[q].cost_after for q in users}
+                query_gains = {q: saved[q] / by_query[q].cost_before for q in users
+                               if by_query[q].cost_before > 0}
+                cost_before, cost_after = total_before, total_before - sum(saved.values())
+                gain = sum(saved.values()) / total_before if total_before > 0 else 0.0
+            else:
+                query_gains = dict(marginal.query_gains)
+                cost_before, cost_after, gain = marginal.without, marginal.with_, estimated_gain
+            size, estimated = (self.sizes[name], False) if name in self.sizes else self.ev.size(candidate)
+            table_rows = self.table_rows(candidate.table)
+            insert_bytes = int(size / table_rows) if size and table_rows else None
+            helped = [q for q in users if query_gains.get(q, 0.0) > 0]
+            recommendations.append(Recommendation(
+                name, candidate.table, list(candidate.columns), list(candidate.include),
+                candidate.ddl(self.dialect, name), helped, max(gain, 0.0), cost_before, cost_after,
+                unit, size, {q: query_gains[q] for q in helped}, users,
+                {q: {"before": plans[q][0], "after": plans[q][1]} for q in users},
+                max(estimated_gain, 0.0), max(gain, 0.0) if measured else None, estimated,
+                insert_bytes))
+        return AdviceReport(recommendations, rows, self.ev.method, self.dialect, unit, existing,
+                            min_gain, considered, 0.0, dict(self.ev.unbuildable), skipped,
+                            self.ev.estimate_unit, measured, max_indexes, max_size, self.notes)

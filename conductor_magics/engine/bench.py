@@ -55,7 +55,6 @@ import datetime as dt
 import gc
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -70,6 +69,7 @@ from sqlglot import exp
 
 from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from .connection import first_line, mask, scrub
+from .explain import read_postgres, read_sqlite, sqlite_plan_indexes  # noqa: F401 - bench.sqlite_plan_indexes stays importable
 from .sample import RowGenerator, parent_values
 from .sqlrun import json_value
 from .stats import RatioInterval, Summary, calibrate_loops, ratio_interval, summarize
@@ -92,16 +92,6 @@ INSERT_ROUNDS = 5
 #: the most page cache (KiB) a SQLite benchmark run asks for (see sqlite_cache_for_database)
 SQLITE_CACHE_LIMIT_KIB = 1024 * 1024
 _SQLGLOT_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite"}
-
-# SQLite EXPLAIN QUERY PLAN details: "SEARCH t USING INDEX ix (a=?)", "SCAN t USING
-# COVERING INDEX ix" name an index; "SCAN t" (older SQLite: "SCAN TABLE t") reads the
-# whole table. Automatic indexes, subqueries and constant rows are neither. SQLite prints
-# the index name as it is, spaces and all ("USING INDEX ix cust (a=?)"): the name ends
-# where the constraint " (…)", " LEFT-JOIN" or the line does.
-_SQLITE_USING = re.compile(r"\bUSING (?:COVERING )?INDEX ")
-_SQLITE_NAME_END = re.compile(r"(?= \(| LEFT-JOIN|$)")
-_SQLITE_NAME = re.compile(r'"((?:[^"]|"")+)"(?= \(| LEFT-JOIN|$)|(.+?)(?= \(| LEFT-JOIN|$)')
-_SQLITE_FULL_SCAN = re.compile(r"^SCAN (?:TABLE )?(?!CONSTANT ROW)[^\s(]\S*(?: AS \S+)?$")
 
 Progress = Callable[..., Any]
 
@@ -401,72 +391,15 @@ def compile_query(engine: Engine | Connection, sql: str,
 # --------------------------------------------------------------------------- plans
 
 
-def sqlite_plan_indexes(detail: str, known: Sequence[str] = ()) -> list[str]:
-    """The index names one SQLite plan line names. ``known`` (the database's index
-    names) are matched exactly first, longest first, as written or double-quoted, so a
-    name with spaces or one that starts another (``ix_a``, ``ix_a_b``) is read whole;
-    other names are read up to the constraint."""
-    found = []
-    ordered = sorted(known, key=len, reverse=True)
-    for match in _SQLITE_USING.finditer(detail):
-        rest = detail[match.end():]
-        name = None
-        for candidate in ordered:
-            for form in (candidate, '"' + candidate.replace('"', '""') + '"'):
-                if rest[:len(form)].lower() == form.lower() and \
-                        _SQLITE_NAME_END.match(rest, len(form)):
-                    name = candidate
-                    break
-            if name is not None:
-                break
-        if name is None:
-            parsed = _SQLITE_NAME.match(rest)
-            if parsed is None:
-                continue
-            name = parsed.group(1).replace('""', '"') if parsed.group(1) else parsed.group(2)
-        found.append(name)
-    return found
-
-
 def _sqlite_plan(rows: Sequence[Sequence[Any]],
                  known: Sequence[str] = ()) -> tuple[list[dict], str, list[str], bool]:
-    depth: dict[int, int] = {}
-    plan, lines, used, full = [], [], [], False
-    for node_id, parent, _unused, detail in rows:
-        depth[node_id] = depth.get(parent, -1) + 1
-        plan.append({"id": node_id, "parent": parent, "detail": detail})
-        lines.append("  " * depth[node_id] + detail)
-        used.extend(sqlite_plan_indexes(detail, known))
-        full = full or bool(_SQLITE_FULL_SCAN.match(detail))
-    return plan, "\n".join(lines), used, full
-
-
-def _pg_nodes(node: dict, depth: int = 0) -> Iterator[tuple[int, dict]]:
-    yield depth, node
-    for child in node.get("Plans", []):
-        yield from _pg_nodes(child, depth + 1)
+    plan = read_sqlite(rows, known)
+    return plan.raw, plan.text, plan.indexes, plan.full_scan
 
 
 def _pg_plan(document: Any) -> tuple[Any, str, list[str], bool]:
-    if isinstance(document, str):
-        document = json.loads(document)
-    lines, used, full = [], [], False
-    for entry in document:
-        for depth, node in _pg_nodes(entry["Plan"]):
-            line = node["Node Type"]
-            if "Index Name" in node:
-                used.append(node["Index Name"])
-                line += f" using {node['Index Name']}"
-            if "Relation Name" in node:
-                line += f" on {node['Relation Name']}"
-            if "Actual Total Time" in node:
-                line += (f" (actual {node['Actual Total Time']:.3f} ms, "
-                         f"rows={node.get('Actual Rows')}, loops={node.get('Actual Loops')})")
-            else:
-                line += f" (cost={node.get('Total Cost')} rows={node.get('Plan Rows')})"
-            lines.append("  " * depth + line)
-            full = full or node["Node Type"] == "Seq Scan"
-    return document, "\n".join(lines), used, full
+    plan = read_postgres(document)
+    return plan.raw, plan.text, plan.indexes, plan.full_scan
 
 
 # --------------------------------------------------------------------------- the harness

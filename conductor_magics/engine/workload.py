@@ -304,9 +304,10 @@ class _Sampler:
         query = self.base(table, filters, *extra, columns=[exp.Count(this=exp.Star())])
         return int(self.scalar_rows(query)[0][0])
 
-    def row_at(self, table, filters, extra, exprs, offset: int) -> tuple:
+    def row_at(self, table, filters, extra, exprs, offset: int, ordered: bool = True) -> tuple:
         query = self.base(table, filters, *extra, columns=[e.copy() for e in exprs])
-        query = query.order_by(*[exp.Ordered(this=exp.Literal.number(i + 1)) for i in range(len(exprs))])
+        if ordered:  # a quantile needs the sorted values; a random row only its position
+            query = query.order_by(*[exp.Ordered(this=exp.Literal.number(i + 1)) for i in range(len(exprs))])
         rows = self.scalar_rows(query.limit(1).offset(offset))
         return rows[0] if rows else (None,) * len(exprs)
 
@@ -315,7 +316,9 @@ class _Sampler:
         for conditions in (filters, []) if filters else ([],):
             total = self.count(table, conditions)
             if total:
-                return self.row_at(table, conditions, [], exprs, self.rng.randrange(total))
+                # the row at a random position in scan order (stable for a given database):
+                # sorting every row first costs seconds on a large table
+                return self.row_at(table, conditions, [], exprs, self.rng.randrange(total), ordered=False)
         raise _cannot_draw(name, self.sql, f"table {table_name(table)} has no rows")
 
     def non_null(self, name: str, table: exp.Table, filters, expr: exp.Expression,
@@ -327,7 +330,8 @@ class _Sampler:
             if total:
                 offset = (min(int(quantile * total), total - 1) if quantile is not None
                           else self.rng.randrange(total))
-                return self.row_at(table, conditions, [not_null], [expr], offset)[0]
+                return self.row_at(table, conditions, [not_null], [expr], offset,
+                                   ordered=quantile is not None)[0]
         raise _cannot_draw(name, self.sql, f"{expr.sql(dialect=self.dialect)} is NULL or "
                                            f"table {table_name(table)} has no rows")
 

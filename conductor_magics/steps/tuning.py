@@ -241,10 +241,13 @@ def bench(db: ComponentDatabase, body: str | None, name: str | None, indexes: li
 
 def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = False,
            min_gain: float = 0.10, use_hypopg: bool | None = None,
-           seed: int = 0, abandon: bool = False) -> tuple[StepResult, Any]:
+           seed: int = 0, abandon: bool = False, max_indexes: int | None = None,
+           max_size: int | str | None = None, measure: bool | None = None) -> tuple[StepResult, Any]:
     """Recommend indexes for the workload; ``apply`` adds them to the declared schema and
     writes (and runs) a migration revision for them, first finishing an ``advise --apply``
-    that was interrupted; ``abandon`` undoes an interrupted one instead (and advises nothing)."""
+    that was interrupted; ``abandon`` undoes an interrupted one instead (and advises nothing).
+    ``max_indexes`` / ``max_size`` (bytes, or ``500MB``-style) bound the set; ``measure``
+    times the workload with them on PostgreSQL too."""
     from ..engine.advisor import advise as run_advisor
 
     if abandon:
@@ -255,6 +258,9 @@ def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = Fa
         return StepResult(f"{db.component.id}: {abandon_interrupted_apply(db)}"), None
     if not 0 <= min_gain < 1:
         raise ConductorError(f"--min-gain is a fraction between 0 and 1, got {min_gain}")
+    if max_indexes is not None and max_indexes < 0:
+        raise ConductorError(f"{option('max-indexes')} is a count of 0 or more, got {max_indexes}")
+    size_limit = parse_size(max_size) if max_size is not None else None
     queries = require_workload(db, source)
     if apply and db.declared_sql() is None and not _intent_path(db).is_file():
         raise ConductorError(f"--apply needs a declared schema at {db.declared_path}",
@@ -262,7 +268,8 @@ def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = Fa
                                   f"{command('advise', option('apply'))}")
     finished = finish_interrupted_apply(db) if apply else None
     report = run_advisor(db.engine, queries, min_gain=min_gain, use_hypopg=use_hypopg, seed=seed,
-                         progress=db.progress, timeout=db.timeout)
+                         progress=db.progress, timeout=db.timeout, max_indexes=max_indexes,
+                         max_size=size_limit, measure=measure)
     data = report.to_json()
     frames = [("recommendations", report.frame()), ("queries", report.queries_frame())]
     summary = f"{db.component.id}: {report.summary}"
@@ -277,6 +284,25 @@ def advise(db: ComponentDatabase, source: str | None = None, *, apply: bool = Fa
         summary += ("; an interrupted advise --apply is pending: run advise --apply to finish "
                     "it or advise --abandon to undo it")
     return StepResult(summary, data, frames), report
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|b|kb|kib|mb|mib|gb|gib|tb|tib)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+               "gb": 1000**3, "gib": 1024**3, "tb": 1000**4, "tib": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from ``12345``, ``500MB``, ``1.5GiB`` (ConductorError naming --max-size otherwise)."""
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if match is None:
+            raise ConductorError(f"{option('max-size')} takes bytes such as 500MB or 2GB, got {value!r}")
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if size < 0:
+        raise ConductorError(f"{option('max-size')} is a number of bytes, 0 or more, got {value!r}")
+    return size
 
 
 # -- advise --apply as one recoverable operation ----------------------------------------

@@ -1,0 +1,323 @@
+"""The advisor's search on hypothetical indexes (issue 14): joins whose speed-up needs two
+indexes together, no redundant prefix in the workload set, budgets, the one EXPLAIN reader,
+and interruption — on real SQLite files and a real PostgreSQL 15 (with HypoPG and without).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from helpers.processes import Forker
+from sqlalchemy import text
+
+from conductor_magics.engine.advisor import advise
+from conductor_magics.engine.connection import make_engine
+from conductor_magics.engine.explain import read_postgres, read_sqlite
+from conductor_magics.engine.whatif import TEMP_PREFIX
+from conductor_magics.engine.workload import Query
+
+DDL = [
+    "CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT NOT NULL, email TEXT NOT NULL)",
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+    "status TEXT NOT NULL, total_cents INTEGER NOT NULL, created_at TEXT NOT NULL)",
+]
+#: small customers table filtered on a selective column, big orders table joined on its key
+CUSTOMERS, REGIONS, ORDERS = 2_000, 200, 60_000
+JOIN = ("SELECT o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "WHERE c.region = :r")
+STATUSES = ["pending", "paid", "shipped", "cancelled"]
+
+
+def rows(seed: int = 1) -> tuple[list[tuple], list[tuple]]:
+    rng = random.Random(seed)
+    customers = [(i, f"region{rng.randrange(REGIONS)}", f"u{i}@example.org") for i in range(1, CUSTOMERS + 1)]
+    orders = [(i, rng.randrange(1, CUSTOMERS + 1), rng.choice(STATUSES), rng.randrange(100_000),
+               f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}") for i in range(1, ORDERS + 1)]
+    return customers, orders
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("whatif") / "template.sqlite"
+    db = sqlite3.connect(path)
+    for statement in DDL:
+        db.execute(statement)
+    customers, orders = rows()
+    db.executemany("INSERT INTO customers VALUES (?, ?, ?)", customers)
+    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", orders)
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.fixture
+def live(template, tmp_path) -> Path:
+    path = tmp_path / "live.sqlite"
+    path.write_bytes(template.read_bytes())
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def index_keys(report) -> set[tuple[str, tuple[str, ...]]]:
+    return {(r.table, tuple(r.columns)) for r in report.recommendations}
+
+
+def assert_join_pair(report) -> None:
+    keys = index_keys(report)
+    assert ("customers", ("region",)) in keys, report.to_text()
+    assert any(table == "orders" and columns[0] == "customer_id" for table, columns in keys), report.to_text()
+    join = next(q for q in report.queries if q.query == "join")
+    assert join.full_scan_before and not join.full_scan_after, report.to_text()
+    assert {r.name for r in report.recommendations if r.table in ("customers", "orders")
+            and "join" in r.queries_using} >= set(join.recommended)
+    assert len(join.recommended) == 2, report.to_text()
+
+
+def assert_no_redundant_prefix(report) -> None:
+    for short in report.recommendations:
+        for wide in report.recommendations:
+            if short is not wide and short.table == wide.table:
+                narrow, broad = short.columns + short.include, wide.columns + wide.include
+                assert broad[:len(narrow)] != narrow, report.to_text()
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+def test_sqlite_join_needs_both_indexes_and_both_are_recommended(live):
+    before = digest(live)
+    engine = make_engine(f"sqlite:///{live}")
+    report = advise(engine, [Query("join", JOIN)])
+    engine.dispose()
+    assert_join_pair(report)
+    assert report.method == "sqlite what-if" and report.measured
+    join = report.queries[0]
+    assert join.cost_after < join.cost_before / 2, report.to_text()  # measured on the copy
+    for rec in report.recommendations:
+        assert rec.queries_using == ["join"] and rec.plans["join"]["after"] == join.plan_after
+        assert rec.size_bytes and not rec.size_estimated and rec.insert_bytes_per_row
+        assert rec.measured_gain is not None
+    assert digest(live) == before  # not one byte of the live file changed
+
+
+def test_sqlite_workload_set_has_no_redundant_prefix(live):
+    before = digest(live)
+    engine = make_engine(f"sqlite:///{live}")
+    # each query alone would take its own index: orders(customer_id), orders(customer_id, status)
+    workload = [
+        Query("by_customer", "SELECT * FROM orders WHERE customer_id = :c"),
+        Query("by_customer_status", "SELECT * FROM orders WHERE customer_id = :c AND status = :s"),
+    ]
+    report = advise(engine, workload)
+    engine.dispose()
+    assert_no_redundant_prefix(report)
+    orders = [r for r in report.recommendations if r.table == "orders"]
+    assert [r.columns for r in orders] == [["customer_id", "status"]], report.to_text()
+    assert set(orders[0].queries_using) == {"by_customer", "by_customer_status"}
+    assert digest(live) == before
+
+
+def test_sqlite_budgets_bound_the_set(live):
+    engine = make_engine(f"sqlite:///{live}")
+    workload = [Query("join", JOIN),
+                Query("by_status_day", "SELECT id FROM orders WHERE status = :s AND created_at = :d")]
+    full = advise(engine, workload, measure=False)
+    assert len(full.recommendations) >= 2 and not full.measured and full.cost_unit == "estimated rows"
+    one = advise(engine, workload, max_indexes=1, measure=False)
+    assert len(one.recommendations) == 1
+    smallest = min(r.size_bytes for r in full.recommendations)
+    small = advise(engine, workload, max_size=smallest, measure=False)
+    assert sum(r.size_bytes for r in small.recommendations) <= smallest
+    assert advise(engine, workload, max_size=0, measure=False).recommendations == []
+    engine.dispose()
+
+
+def test_one_reader_decides_full_scans_for_bench_and_advise():
+    rows_ = [(2, 0, 0, "SCAN o"), (4, 0, 0, "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+             (6, 0, 0, "SCAN TABLE items AS i"), (8, 0, 0, "SCAN t USING COVERING INDEX ix_t"),
+             (9, 0, 0, "SCAN CONSTANT ROW"), (10, 0, 0, "SCAN (subquery-1)"),
+             (11, 0, 0, "SEARCH o USING AUTOMATIC COVERING INDEX (a=?)")]
+    plan = read_sqlite(rows_, ["ix_t"], {"o": "orders", "i": "items"})
+    assert plan.full_scans == ["orders", "i"] or plan.full_scans == ["orders", "items"]
+    assert plan.indexes == ["ix_t"] and plan.covering == ["ix_t"] and plan.primary_key
+    from conductor_magics.engine.bench import _sqlite_plan
+
+    assert _sqlite_plan(rows_, ["ix_t"])[3] is True
+    assert _sqlite_plan([(2, 0, 0, "SEARCH o USING INDEX ix (a=?)")])[3] is False
+    document = [{"Plan": {"Node Type": "Hash Join", "Total Cost": 10.5, "Plan Rows": 3, "Plans": [
+        {"Node Type": "Seq Scan", "Relation Name": "orders", "Total Cost": 5, "Plan Rows": 100},
+        {"Node Type": "Index Only Scan", "Index Name": "ix_c", "Relation Name": "customers",
+         "Total Cost": 1, "Plan Rows": 1}]}}]
+    pg = read_postgres(document)
+    assert pg.full_scans == ["orders"] and pg.indexes == ["ix_c"] and pg.covering == ["ix_c"]
+    assert pg.cost == 10.5 and pg.rows == 3
+
+
+def test_sqlite_interrupted_advise_leaves_nothing_behind(live, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    before = digest(live)
+    # the scratch copy goes to a temporary file (limit 0); a slow query keeps it timing
+    code = (
+        "import sys, tempfile\n"
+        "tempfile.tempdir = None  # read TMPDIR again in this child\n"
+        "from conductor_magics.engine import whatif\n"
+        "from conductor_magics.engine.advisor import advise\n"
+        "from conductor_magics.engine.connection import make_engine\n"
+        "from conductor_magics.engine.workload import Query\n"
+        "whatif.IN_MEMORY_LIMIT = 0\n"
+        "slow = ('SELECT count(*) FROM customers a, customers b, customers d WHERE a.region = b.region '\n"
+        "        'AND d.id <= :n AND a.id <> b.id')\n"
+        "advise(make_engine('sqlite:///' + sys.argv[1]), [Query('join', " + repr(JOIN) + "),\n"
+        "       Query('slow', slow, params={'n': 400})], timeout=0)\n"
+        "print('finished')\n")
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    with Forker(tmp_path, ["conductor_magics.engine.advisor"]) as forker:
+        child = forker.start(code=code, args=[str(live)], env=env)
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(TEMP_PREFIX) for p in scratch.iterdir()):
+            assert child.poll() is None, child.output()
+            assert time.monotonic() < deadline, "the scratch copy never appeared"
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(child.pid, signal.SIGINT)
+        code_ = child.wait()
+    assert code_ != 0 and "KeyboardInterrupt" in child.output(), child.output()
+    assert "finished" not in child.output()
+    assert list(scratch.iterdir()) == []
+    assert digest(live) == before
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_build(url: str) -> None:
+    engine = make_engine(url)
+    customers, orders = rows()
+    with engine.begin() as conn:
+        for statement in DDL:
+            conn.execute(text(statement))
+        conn.execute(text("INSERT INTO customers VALUES (:i, :r, :e)"),
+                     [{"i": i, "r": r, "e": e} for i, r, e in customers])
+        conn.execute(text("INSERT INTO orders VALUES (:i, :c, :s, :t, :d)"),
+                     [{"i": i, "c": c, "s": s, "t": t, "d": d} for i, c, s, t, d in orders])
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+    engine.dispose()
+
+
+def pg_state(engine) -> tuple:
+    with engine.connect() as conn:
+        indexes = conn.execute(text("SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+                                    "ORDER BY 1, 2, 3")).all()
+        extensions = conn.execute(text("SELECT extname FROM pg_extension ORDER BY 1")).all()
+        relations = conn.execute(text("SELECT relname, relkind FROM pg_class WHERE relnamespace = "
+                                      "'public'::regnamespace ORDER BY 1")).all()
+    return indexes, extensions, relations
+
+
+@pytest.mark.parametrize("use_hypopg", [None, False], ids=["hypopg", "no-hypopg"])
+def test_postgres_join_needs_both_indexes_and_both_are_recommended(pg_url, use_hypopg):
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    workload = [Query("join", JOIN),
+                Query("by_customer", "SELECT id, total_cents FROM orders WHERE customer_id = :c"),
+                Query("by_customer_status", "SELECT id FROM orders WHERE customer_id = :c "
+                                            "AND status = :s ORDER BY created_at")]
+    report = advise(engine, workload, use_hypopg=use_hypopg)
+    assert report.method == ("hypopg" if use_hypopg is None else "rolled-back indexes")
+    assert_join_pair(report)
+    assert_no_redundant_prefix(report)
+    assert pg_state(engine) == before
+    measured = advise(engine, workload[:1], use_hypopg=use_hypopg, measure=True)
+    assert measured.measured and measured.cost_unit == "ms"
+    assert all(r.size_bytes and not r.size_estimated for r in measured.recommendations)
+    assert pg_state(engine) == before
+    engine.dispose()
+
+
+def test_postgres_interrupted_advise_leaves_the_catalog_unchanged(pg_url, tmp_path):
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    slow = "SELECT count(*) FROM orders a, orders b WHERE a.total_cents < b.total_cents AND a.status = :s"
+    code = (
+        "import sys\n"
+        "from conductor_magics.engine.advisor import advise\n"
+        "from conductor_magics.engine.connection import make_engine\n"
+        "from conductor_magics.engine.workload import Query\n"
+        "advise(make_engine(sys.argv[1]), [Query('join', " + repr(JOIN) + "), Query('slow', "
+        + repr(slow) + ")], use_hypopg=False, measure=True, timeout=0)\n"
+        "print('finished')\n")
+    with Forker(tmp_path, ["conductor_magics.engine.advisor"]) as forker:
+        child = forker.start(code=code, args=[pg_url])
+        deadline = time.monotonic() + 120
+        while True:
+            with engine.connect() as conn:  # a new transaction: pg_stat_activity is a snapshot
+                if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                     "'SELECT count(*) FROM orders a, orders b%' AND pid <> pg_backend_pid() "
+                                     "AND state = 'active'")).scalar():
+                    break
+            assert child.poll() is None, child.output()
+            assert time.monotonic() < deadline, "the timed query never ran"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGINT)
+        code_ = child.wait()
+    assert code_ != 0 and "finished" not in child.output(), child.output()
+    deadline = time.monotonic() + 30
+    while pg_state(engine) != before and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server ends the interrupted backend's transaction
+    assert pg_state(engine) == before
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_candidates_without_blind_spots():
+    from sqlalchemy import Column, Date, Integer, MetaData, String, Table
+
+    from conductor_magics.engine.advisor import candidates
+
+    metadata = MetaData()
+    Table("orders", metadata, Column("o_orderkey", Integer, primary_key=True),
+          Column("o_custkey", Integer), Column("o_orderstatus", String(1)), Column("o_orderdate", Date))
+    Table("customer", metadata, Column("c_custkey", Integer, primary_key=True),
+          Column("c_mktsegment", String(10)))
+    Table("lineitem", metadata, Column("l_orderkey", Integer, primary_key=True),
+          Column("l_linenumber", Integer, primary_key=True), Column("l_shipmode", String(10)),
+          Column("l_receiptdate", Date), Column("l_quantity", Integer))
+    q12 = ("SELECT o.o_orderkey, l.l_quantity FROM orders o JOIN lineitem l ON l.l_orderkey = o.o_orderkey "
+           "WHERE l.l_shipmode IN ('MAIL', 'SHIP') AND l.l_receiptdate >= :d AND o.o_custkey = :c "
+           "AND o.o_orderdate < :e")
+    for dialect in ("sqlite", "postgresql"):
+        found = candidates(q12, dialect, metadata)
+        keys = [(c.table, c.columns) for c in found]
+        # the filter columns alone, without the join column first
+        assert ("lineitem", ("l_shipmode", "l_receiptdate")) in keys, keys
+        assert ("lineitem", ("l_orderkey", "l_shipmode", "l_receiptdate")) in keys, keys
+        # a one-column primary key never inside a composite (the join on it uses the key)
+        assert all("o_orderkey" not in c.columns for c in found if c.table == "orders"), keys
+        assert ("orders", ("o_custkey", "o_orderdate")) in keys, keys
+        # a composite key's leading column only ever leads (a covering variant may carry it)
+        assert all(c.columns.index("l_orderkey") == 0 for c in found
+                   if c.table == "lineitem" and "l_orderkey" in c.columns and c.base is None), keys
+    q3 = ("SELECT o.o_orderkey, o.o_orderdate FROM customer c JOIN orders o ON o.o_custkey = c.c_custkey "
+          "WHERE c.c_mktsegment = :m AND o.o_orderstatus = :s AND o.o_orderdate < :d")
+    keys = [(c.table, c.columns) for c in candidates(q3, "sqlite", metadata)]
+    # a join column both after and before the filters; the small side's filter alone
+    assert ("orders", ("o_orderstatus", "o_custkey", "o_orderdate")) in keys, keys
+    assert ("orders", ("o_custkey", "o_orderstatus", "o_orderdate")) in keys, keys
+    assert ("customer", ("c_mktsegment",)) in keys, keys

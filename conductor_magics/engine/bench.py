@@ -42,15 +42,18 @@ baseline "without" (none of the candidate indexes) and one arm per candidate ind
   at every execution, as through a transaction-mode pooler), the same way in every arm.
 - **Loops per sample are calibrated per arm** so that every sample lasts at least
   ``min_sample_seconds``: a fast index arm gets many loops, the slow scan arm one, and the
-  run time is not multiplied by the slowest arm. A sample is the per-execution time
+  run time is not multiplied by the slowest arm. Arms within 3× of the baseline's loops
+  share the most of them (``share_loops``). A sample is the per-execution time
   (loop total / loops), so arms with different loops compare directly.
 - **Warm-up blocks are discarded**; then ``repeat`` blocks each run every arm once in an
   order shuffled by a seeded RNG (randomised blocks in one process), so drift of the
   machine affects every arm alike.
 - **Statistics** (``stats.py``): per arm n, min, median, IQR, p95; per index arm the
   speed-up ``median(without) / median(arm)`` with a 95 % percentile-bootstrap interval,
-  widened by a systematic uncertainty between arms (``SYSTEMATIC``: SQLite arms with the
-  same plan measured 0.5–2.7 % apart); "no change" when the interval contains 1.
+  joined with the sign-test interval of the per-block ratios (robust to load that changes
+  from block to block), both widened by a systematic uncertainty between arms
+  (``SYSTEMATIC``: SQLite arms with the same plan measured 0.5–2.7 % apart); "no change"
+  when the interval contains 1.
 - **Insert cost**: ``insert_rows`` generated rows (``sample.RowGenerator``) inserted
   into the index's table with and without the index, in rolled-back transactions,
   alternating, five rounds; ``insert_slowdown`` = median with / median without.
@@ -108,6 +111,9 @@ INSERT_ROUNDS = 5
 #: (the server plans the first five with their parameter values, then may keep a generic
 #: plan: an application's loop runs past that point at once)
 PLAN_CACHE_WARMUP = 6
+#: arms whose calibrated loops are within this factor of the baseline's share the most of
+#: them (see share_loops; calibration on a busy machine varies by 2× and more)
+SHARE_LOOPS_WITHIN = 3
 #: the most page cache (KiB) a SQLite benchmark run asks for (see sqlite_cache_for_database)
 SQLITE_CACHE_LIMIT_KIB = 1024 * 1024
 _SQLGLOT_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite"}
@@ -157,6 +163,9 @@ class Arm:
     insert_seconds: float | None = None
     insert_slowdown: float | None = None
     comparison: RatioInterval | None = None
+    #: PostgreSQL, prepared: how often the server ran the arm's prepared statement with its
+    #: generic plan and with a custom one (``pg_prepared_statements``, PostgreSQL 14+)
+    prepared_plans: dict[str, int] | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -178,6 +187,7 @@ class Arm:
             "ci_high": comparison.high if comparison else None,
             "confidence": comparison.confidence if comparison else None,
             "verdict": comparison.verdict if comparison else None,
+            "prepared_plans": self.prepared_plans,
         }
 
 
@@ -682,6 +692,20 @@ class _Harness:
             finally:
                 cursor.close()
 
+    def record_prepared_plans(self, arms: list[Arm], keeps: list[CandidateIndex | None]) -> None:
+        """PostgreSQL 14+, prepared: each arm's generic and custom plan counts, as the
+        server reports them for the arm's statement."""
+        if not self.prepare or self.driver.info.server_version < 140000:
+            return
+        rows = self.run_sql("SELECT statement, generic_plans, custom_plans "
+                            "FROM pg_prepared_statements")
+        for arm, keep in zip(arms, keeps, strict=True):
+            sql = self.arm_query(keep).sql
+            tail = sql[sql.rindex("/* conductor bench arm"):]
+            for statement, generic, custom in rows:
+                if statement.endswith(tail):
+                    arm.prepared_plans = {"generic": int(generic), "custom": int(custom)}
+
     @staticmethod
     def key(keep: CandidateIndex | None) -> str | None:
         return None if keep is None else keep.name
@@ -989,6 +1013,21 @@ def choose_clock(clock: str, dialect: str) -> tuple[str, Callable[[], float]]:
     return "wall", time.perf_counter
 
 
+def share_loops(arms: list[Arm]) -> None:
+    """Give the arms whose calibrated loops are within ``SHARE_LOOPS_WITHIN`` × of the
+    baseline's the most loops
+    of them: arms about as fast as each other then time the same number of executions per
+    sample. Calibration is noisy, and with different loops a per-sample constant (the
+    first executions after the arm switch) weighs differently per execution: measured on
+    PostgreSQL, two arms with the same plan got 20 and 29 loops on average and read 12 %
+    apart; with the same loops, 2 %. Arms far apart keep their own loops."""
+    base = arms[0].loops
+    close = [arm for arm in arms if max(arm.loops, base) <= SHARE_LOOPS_WITHIN * min(arm.loops, base)]
+    most = max(arm.loops for arm in close)
+    for arm in close:
+        arm.loops = most
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -1092,6 +1131,7 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
             harness.capture_plan(arm, keep, analyze)
             arm.loops = calibrate_loops(lambda loops, keep=keep: harness.sample(keep, loops),
                                         min_sample_seconds)
+        share_loops(arms)
         rng = random.Random(seed)
         order = list(zip(arms, keeps, strict=True))
         bar = progress(total=(warmup + repeat) * len(arms), desc=f"bench {result.name}",
@@ -1109,6 +1149,8 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
         finally:
             if bar is not None:
                 bar.close()
+        harness.step = "reading the prepared statements' plan counts"
+        harness.record_prepared_plans(arms, keeps)
         if insert_rows and harness.candidates:
             harness.measure_inserts(arms, insert_rows, seed, result)
     finally:
@@ -1121,7 +1163,7 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
     for arm in arms[1:]:
         arm.comparison = ratio_interval(arms[0].samples, arm.samples, confidence=CONFIDENCE,
                                         resamples=RESAMPLES, seed=seed,
-                                        systematic=SYSTEMATIC[harness.dialect])
+                                        systematic=SYSTEMATIC[harness.dialect], paired=True)
     for arm in arms:
         spread = arm.summary.iqr / arm.summary.median
         if spread > UNSTABLE_IQR:

@@ -39,16 +39,18 @@ SQLite, 1 % on PostgreSQL (``bench.SYSTEMATIC``; PostgreSQL showed no offset);
 
 Paired blocks (``paired=True``). The harness runs every arm once per block, in a shuffled
 order, so sample *i* of each arm comes from the same block. On a busy machine the load
-changes from block to block (measured on 2 shared cores with a load of 5–6: PostgreSQL
+changes from block to block (measured on 2 shared cores with a load of 6–9: PostgreSQL
 per-execution times of one run spread over 40 µs–800 µs, and the bootstrap, which takes
-the arms as independent samples, then gave identical arms a verdict in 4–7 % of runs).
+the arms as independent samples, gave identical arms a verdict in 11 of 240 runs, 4.6 %).
 Within a block the arms' order is random, so for identical arms each block's log ratio is
 as likely above as below 0 whatever the load did: the sign test's interval for the median
 of those per-block ratios (order statistics of a Binomial(n, ½)) holds its coverage
 exactly, with no assumption about the noise. With ``paired`` the interval is the union
 of that one (widened by ``systematic`` alike) and the bootstrap's, so a verdict needs
-both to agree; on the same busy machine identical arms then got a verdict in 0–1 % of
-runs. Below 6 blocks the sign test cannot reach 95 %: the bootstrap's interval alone.
+both to agree; the same 240 runs then gave 5 verdicts (2.1 %). The price is power on a
+busy machine: there a 1.5× slowdown was caught in 13–17 % of runs instead of 13–32 %
+(both poor: samples of one run differed 10×); on a quiet one both intervals are narrow.
+Below 6 blocks the sign test cannot reach 95 %: the bootstrap's interval alone.
 """
 
 from __future__ import annotations

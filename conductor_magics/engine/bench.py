@@ -590,7 +590,7 @@ class _Harness:
         if not self.prepare:
             return self.query
         number = 0 if keep is None else 1 + self.candidates.index(keep)
-        return CompiledQuery(f"{self.query.sql}\n/* conductor bench arm {number} */",
+        return CompiledQuery(f"{self.query.sql}\n/* conductor_bench arm {number} */",
                              self.query.params)
 
     def command(self, statement: str) -> None:
@@ -701,7 +701,7 @@ class _Harness:
                             "FROM pg_prepared_statements")
         for arm, keep in zip(arms, keeps, strict=True):
             sql = self.arm_query(keep).sql
-            tail = sql[sql.rindex("/* conductor bench arm"):]
+            tail = sql[sql.rindex("/* conductor_bench arm"):]
             for statement, generic, custom in rows:
                 if statement.endswith(tail):
                     arm.prepared_plans = {"generic": int(generic), "custom": int(custom)}

@@ -4,9 +4,11 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_harness.py              # full run (~1 minute)
     .venv/bin/python benchmarks/bench_harness.py --quick      # fewer repetitions (~15 s)
-    .venv/bin/python benchmarks/bench_harness.py --postgres   # also identical arms on PostgreSQL
+    .venv/bin/python benchmarks/bench_harness.py --postgres   # also PostgreSQL (overhead, arms)
+    # today's figures next to an earlier run's (e.g. of the previous commit, --out elsewhere):
+    .venv/bin/python benchmarks/bench_harness.py --postgres --before /tmp/before.json
 
-Targets (issue 5):
+Targets (issue 5; issue 14 item 5 for PostgreSQL):
 
 (a) **Overhead** ≤ 5 % over a bare DBAPI loop for a ~100 µs query: the per-execution
     median through ``benchmark()`` against a bare ``sqlite3`` loop (``execute`` +
@@ -14,7 +16,10 @@ Targets (issue 5):
     process, both on the same SQLite file, in rounds whose order is shuffled. Both read
     the wall clock here (``clock="wall"``). A third reference, the bare loop inside
     BEGIN … ROLLBACK with the garbage collector paused, shows where a difference comes
-    from.
+    from. PostgreSQL (``--postgres``): a ~200 µs index search through ``benchmark()``
+    against a plain psycopg loop with ``prepare=True`` (an application's loop: prepared
+    statements) on its own connection, same loops, interleaved rounds; an unprepared
+    psycopg loop is shown too.
 (b) **Identical arms**: the speed-up interval contains 1 in ≥ 95 % of repetitions.
     Real timings: ``benchmark()`` (default clock: CPU time on SQLite, wall on
     PostgreSQL) with the baseline and one candidate index on a column the query does not
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import inspect
 import json
 import os
 import platform
@@ -68,6 +74,9 @@ SLOWDOWNS = (1.05, 1.1, 1.2, 1.5)
 SCAN_QUERY = "SELECT count(*), sum(amount) FROM events WHERE amount > :low"
 SCAN_PARAMS = {"low": 50.0}
 UNRELATED_INDEX = "CREATE INDEX ix_events_kind ON events (kind)"
+#: (c) judges the slowed samples as benchmark() does (blockwise too, where this version has it)
+JUDGED_AS_BENCH = {"paired": True} if "paired" in inspect.signature(ratio_interval).parameters \
+    else {}
 
 
 def machine_info() -> dict:
@@ -173,14 +182,16 @@ def measure_overhead(folder: Path, rounds: int, repeat: int) -> dict:
 # --------------------------------------------------------------------------- (b) identical arms
 
 
-def identical_arms(engine, repetitions: int, repeat: int, label: str) -> dict:
+def identical_arms(engine, repetitions: int, repeat: int, label: str, query: str = SCAN_QUERY,
+                   params: dict | None = None) -> dict:
     """``benchmark()`` with the baseline and an index the query does not use, repeated:
     how often the speed-up interval contains 1, and the spread of the ratio."""
+    params = SCAN_PARAMS if params is None else params
     verdicts, ratios, widths, plans, bootstrap_only, clocks = [], [], [], set(), [], set()
     detected = dict.fromkeys(SLOWDOWNS, 0)
     started = time.perf_counter()
     for i in range(repetitions):
-        result = benchmark(engine, SCAN_QUERY, SCAN_PARAMS, indexes=[UNRELATED_INDEX],
+        result = benchmark(engine, query, params, indexes=[UNRELATED_INDEX],
                            repeat=repeat, warmup=1, insert_rows=0, seed=i)
         baseline, other = result.arms
         if other.uses_index or baseline.plan_text != other.plan_text:
@@ -194,15 +205,17 @@ def identical_arms(engine, repetitions: int, repeat: int, label: str) -> dict:
         for factor in SLOWDOWNS:  # (c): the same run with the second arm made slower
             slowed = [sample * factor for sample in other.samples]
             detected[factor] += ratio_interval(
-                baseline.samples, slowed, seed=i,
-                systematic=SYSTEMATIC[engine.dialect.name]).verdict == "slower"
+                baseline.samples, slowed, seed=i, systematic=SYSTEMATIC[engine.dialect.name],
+                **JUDGED_AS_BENCH).verdict == "slower"
         ratios.append(other.comparison.ratio)
         widths.append(other.comparison.high / other.comparison.low)
         if (i + 1) % 25 == 0:
             print(f"  {label}: {i + 1}/{repetitions} runs, "
                   f"{verdicts.count('no change') / len(verdicts):.1%} no change", flush=True)
     return {
-        "dialect": engine.dialect.name, "query": SCAN_QUERY, "candidate": UNRELATED_INDEX,
+        "dialect": engine.dialect.name, "query": query, "candidate": UNRELATED_INDEX,
+        "prepared": result.to_json()["settings"].get("prepared"),
+        "false_verdicts": (verdicts.count("faster") + verdicts.count("slower")) / repetitions,
         "clock": sorted(clocks),
         "plan": sorted(plans), "repetitions": repetitions, "samples_per_arm": repeat,
         "systematic": SYSTEMATIC[engine.dialect.name],
@@ -228,20 +241,103 @@ def sqlite_identical_arms(folder: Path, repetitions: int, repeat: int) -> tuple[
     return found, pool.baseline.samples
 
 
-def postgres_identical_arms(repetitions: int, repeat: int) -> dict:
+def psycopg_loop_samples(dsn: str, loops: int, samples: int, warmup: int,
+                         prepare: bool) -> list[float]:
+    """Per-execution seconds of a plain psycopg loop on its own connection: the
+    application the harness is held to (``prepare=True``: server-side prepared
+    statements, as an application's loop that runs the query often gets)."""
+    import psycopg
+
+    sql, params = OVERHEAD_QUERY.replace(":cid", "%(cid)s"), OVERHEAD_PARAMS
+    with psycopg.connect(dsn) as connection:
+        cursor = connection.cursor()
+        for _ in range(6):  # past the server's five custom plans, as the harness is
+            cursor.execute(sql, params, prepare=prepare)
+            cursor.fetchall()
+        out = []
+        for i in range(warmup + samples):
+            start = time.perf_counter()
+            for _ in range(loops):
+                cursor.execute(sql, params, prepare=prepare)
+                cursor.fetchall()
+            elapsed = (time.perf_counter() - start) / loops
+            if i >= warmup:
+                out.append(elapsed)
+        connection.rollback()
+        return out
+
+
+def measure_postgres_overhead(engine, dsn: str, rounds: int, repeat: int) -> dict:
+    """``benchmark()`` (no candidate) against plain psycopg loops, prepared and not, in
+    rounds whose order is shuffled, on the same database."""
+    loops = benchmark(engine, OVERHEAD_QUERY, OVERHEAD_PARAMS, repeat=2, warmup=1,
+                      insert_rows=0).baseline.loops
+    pooled: dict[str, list[float]] = {"harness": [], "prepared_loop": [], "unprepared_loop": []}
+    per_round = []
+    order = random.Random(0)
+    settings = {}
+    for number in range(rounds):
+        medians = {}
+        kinds = list(pooled)
+        order.shuffle(kinds)
+        for kind in kinds:
+            if kind == "harness":
+                result = benchmark(engine, OVERHEAD_QUERY, OVERHEAD_PARAMS, repeat=repeat,
+                                   warmup=2, insert_rows=0, seed=number)
+                samples = result.baseline.samples
+                settings = result.to_json()["settings"]
+            else:
+                samples = psycopg_loop_samples(dsn, loops, repeat, 2, kind == "prepared_loop")
+            pooled[kind].extend(samples)
+            medians[kind] = statistics.median(samples)
+        per_round.append(medians)
+    h, b = summarize(pooled["harness"]), summarize(pooled["prepared_loop"])
+    interval = ratio_interval(pooled["prepared_loop"], pooled["harness"])
+    overhead = h.median / b.median - 1
+    return {
+        "query": OVERHEAD_QUERY, "params": OVERHEAD_PARAMS, "rows": 50_000, "clock": "wall",
+        "harness_prepared": settings.get("prepared"), "rounds": rounds,
+        "samples_per_round": repeat, "loops_per_sample": loops,
+        "harness": h.to_json(), "prepared_psycopg_loop": b.to_json(),
+        "unprepared_psycopg_loop": summarize(pooled["unprepared_loop"]).to_json(),
+        "overhead_pct": 100 * overhead,
+        "overhead_ci_pct": [100 * (1 / interval.high - 1), 100 * (1 / interval.low - 1)],
+        "per_round": per_round,
+        "target_pct": 5.0, "meets_target": abs(overhead) <= 0.05,
+    }
+
+
+def postgres_runs(repetitions: int, repeat: int, rounds: int, overhead_repeat: int) -> dict:
+    """Overhead against a prepared psycopg loop and identical arms, on a throw-away
+    PostgreSQL cluster."""
     sys.path.insert(0, str(REPO / "tests"))
-    from postgres_server import start_server
+    from helpers.postgres_server import start_server
 
     server = start_server()
+    out = {}
     try:
+        server.create_database("overhead")
+        engine = make_engine(server.url("overhead"))
+        create_events(engine, rows=50_000, customers=250)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE events")
+        print("(a) overhead over a prepared psycopg loop (PostgreSQL) ...", flush=True)
+        out["overhead_postgresql"] = measure_postgres_overhead(
+            engine, server.dsn("overhead"), rounds, overhead_repeat)
+        engine.dispose()
         server.create_database("harness")
         engine = make_engine(server.url("harness"))
         create_events(engine, rows=20_000, customers=250)
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE events")
-        found = identical_arms(engine, repetitions, repeat, "PostgreSQL")
+        print("(b) identical arms, real timings (PostgreSQL) ...", flush=True)
+        out["identical_arms_postgresql"] = identical_arms(engine, repetitions, repeat,
+                                                          "PostgreSQL")
+        out["identical_arms_postgresql_point"] = identical_arms(
+            engine, repetitions, repeat, "PostgreSQL, index search", query=OVERHEAD_QUERY,
+            params=OVERHEAD_PARAMS)
         engine.dispose()
-        return found
+        return out
     finally:
         server.stop()
 
@@ -282,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     parser.add_argument("--postgres", action="store_true",
-                        help="also run the identical-arms repetitions on a throw-away PostgreSQL")
+                        help="also the overhead and identical arms on a throw-away PostgreSQL")
+    parser.add_argument("--before", type=Path, metavar="JSON",
+                        help="an earlier run's results (e.g. of the previous version), kept "
+                             "under 'before' in --out")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "harness.json")
     args = parser.parse_args(argv)
 
@@ -300,9 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                        arm_repeat)
         results["synthetic"] = synthetic(pool, synthetic_reps, (15, 30))
         if args.postgres:
-            print("(b) identical arms, real timings (PostgreSQL) ...", flush=True)
-            results["identical_arms_postgresql"] = postgres_identical_arms(
-                max(repetitions // 2, 30), arm_repeat)
+            results.update(postgres_runs(max(repetitions // 2, 30), arm_repeat, rounds,
+                                         overhead_repeat))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -314,7 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         "identical_synthetic_coverage_ge_95pct": all(s["identical_coverage"] >= 0.95
                                                      for s in sizes.values()),
         "slowdown_1_5x_detected_ge_95pct": real["slowdown_1_5x_detected"] >= 0.95,
+        "identical_false_verdicts_le_5pct": all(
+            results[key]["false_verdicts"] <= 0.05 for key in results
+            if key.startswith("identical_arms_")),
     }
+    if "overhead_postgresql" in results:
+        results["targets"]["postgresql_overhead_le_5pct"] = \
+            results["overhead_postgresql"]["meets_target"]
+    if args.before:
+        results["before"] = json.loads(args.before.read_text(encoding="utf-8"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
@@ -327,10 +433,20 @@ def main(argv: list[str] | None = None) -> int:
     low, high = overhead["overhead_ci_pct"]
     print(f"    overhead {overhead['overhead_pct']:+.1f} % [95 % CI {low:+.1f} … {high:+.1f} %] "
           f"(target ≤ 5 %: {'met' if overhead['meets_target'] else 'NOT met'})")
-    for key in ("identical_arms_sqlite", "identical_arms_postgresql"):
+    if "overhead_postgresql" in results:
+        pg = results["overhead_postgresql"]
+        low, high = pg["overhead_ci_pct"]
+        print(f"(a) PostgreSQL, {pg['query']} ({pg['loops_per_sample']} loops/sample, "
+              f"harness prepared: {pg['harness_prepared']})")
+        print(f"    prepared psycopg loop   {pg['prepared_psycopg_loop']['median'] * 1e6:8.1f} µs")
+        print(f"    unprepared psycopg loop {pg['unprepared_psycopg_loop']['median'] * 1e6:8.1f} µs")
+        print(f"    benchmark() median      {pg['harness']['median'] * 1e6:8.1f} µs")
+        print(f"    overhead {pg['overhead_pct']:+.1f} % [95 % CI {low:+.1f} … {high:+.1f} %] "
+              f"(target within 5 %: {'met' if pg['meets_target'] else 'NOT met'})")
+    for key in [k for k in results if k.startswith("identical_arms_")]:
         if key in results:
             r = results[key]
-            print(f"(b) identical arms ({r['dialect']}, {'/'.join(r['clock'])} clock, "
+            print(f"(b) identical arms ({r['dialect']}, {r['query']}, {'/'.join(r['clock'])} clock, "
                   f"{r['repetitions']} runs × "
                   f"{r['samples_per_arm']} samples/arm): interval contains 1 in "
                   f"{r['coverage']:.1%} (faster {r['faster']}, slower {r['slower']}; "

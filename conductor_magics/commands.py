@@ -225,6 +225,10 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="samples per arm discarded first (default 3)")
     p.add_argument("--analyze", action="store_true",
                    help="PostgreSQL: also EXPLAIN (ANALYZE, BUFFERS) per arm, rolled back")
+    p.add_argument("--prepared", action=argparse.BooleanOptionalAction, default=True,
+                   help="PostgreSQL: time server-side prepared statements, as an application's "
+                        "loop runs them (default), or with --no-prepared parsed and planned at "
+                        "every execution")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a parameter (others are drawn from the data)")
     p.add_argument("--seed", type=int, default=0, help="random seed for arm order and parameters")
@@ -551,7 +555,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
             return db.query(a.name, body, source=a.workload)
         case "bench":
             return db.bench(body, a.name, a.index, repeat=a.repeat, warmup=a.warmup,
-                            analyze=a.analyze, params=a.param, seed=a.seed)
+                            analyze=a.analyze, params=a.param, seed=a.seed, prepared=a.prepared)
         case "advise":
             return db.advise(a.workload, apply=a.apply, min_gain=a.min_gain,
                              use_hypopg=False if a.no_hypopg else None, seed=a.seed,

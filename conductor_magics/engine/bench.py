@@ -25,18 +25,35 @@ baseline "without" (none of the candidate indexes) and one arm per candidate ind
   ``timeit`` does). The clock is ``time.perf_counter`` (wall) for PostgreSQL and, by
   default, this thread's CPU time for SQLite, whose queries run in this thread: a busy
   machine then does not inflate the samples (see ``choose_clock``). Before the timed loops of each sample, one untimed execution absorbs
-  the statement re-preparation that the DROP INDEX forces.
+  the statement re-preparation (re-planning) that the DROP INDEX forces.
+- **Prepared statements, as an application's loop runs them.** SQLite: the sqlite3
+  module's statement cache, as in any application. PostgreSQL (``prepared=True``, the
+  default): every execution is ``cursor.execute(sql, params, prepare=True)``, a
+  server-side prepared statement, one per arm (the arm's number in a trailing comment
+  keeps their plan caches apart: PostgreSQL's choice between a generic and a custom plan
+  learns from earlier executions, and one arm's must not steer another's). Each arm's
+  statement runs ``PLAN_CACHE_WARMUP`` times before it is first timed, so the plan cache
+  is past its first five custom plans. The arm-switching statements (SAVEPOINT, DROP
+  INDEX, ROLLBACK TO SAVEPOINT) go to libpq directly: psycopg forgets (DEALLOCATE ALL) its
+  prepared statements on any DROP or ROLLBACK it sees, and then every execution would be
+  parsed and planned again, which is not what an application sees. The server keeps them
+  (prepared statements are not transactional) and re-plans each once after the DDL, in the
+  untimed execution. ``prepared=False`` times the statement unprepared (parsed and planned
+  at every execution, as through a transaction-mode pooler), the same way in every arm.
 - **Loops per sample are calibrated per arm** so that every sample lasts at least
   ``min_sample_seconds``: a fast index arm gets many loops, the slow scan arm one, and the
-  run time is not multiplied by the slowest arm. A sample is the per-execution time
+  run time is not multiplied by the slowest arm. Arms within 3× of the baseline's loops
+  share the most of them (``share_loops``). A sample is the per-execution time
   (loop total / loops), so arms with different loops compare directly.
 - **Warm-up blocks are discarded**; then ``repeat`` blocks each run every arm once in an
   order shuffled by a seeded RNG (randomised blocks in one process), so drift of the
   machine affects every arm alike.
 - **Statistics** (``stats.py``): per arm n, min, median, IQR, p95; per index arm the
   speed-up ``median(without) / median(arm)`` with a 95 % percentile-bootstrap interval,
-  widened by a systematic uncertainty between arms (``SYSTEMATIC``: SQLite arms with the
-  same plan measured 0.5–2.7 % apart); "no change" when the interval contains 1.
+  joined with the sign-test interval of the per-block ratios (robust to load that changes
+  from block to block), both widened by a systematic uncertainty between arms
+  (``SYSTEMATIC``: SQLite arms with the same plan measured 0.5–2.7 % apart); "no change"
+  when the interval contains 1.
 - **Insert cost**: ``insert_rows`` generated rows (``sample.RowGenerator``) inserted
   into the index's table with and without the index, in rolled-back transactions,
   alternating, five rounds; ``insert_slowdown`` = median with / median without.
@@ -52,6 +69,7 @@ so other sessions wait for it, and it waits for them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import json
 import random
@@ -89,6 +107,13 @@ SYSTEMATIC = {"sqlite": 0.02, "postgresql": 0.01}
 UNSTABLE_IQR = 0.25
 #: alternating rounds of the insert measurement (median of these per arm)
 INSERT_ROUNDS = 5
+#: PostgreSQL: untimed executions of an arm's prepared statement before its first timed one
+#: (the server plans the first five with their parameter values, then may keep a generic
+#: plan: an application's loop runs past that point at once)
+PLAN_CACHE_WARMUP = 6
+#: arms whose calibrated loops are within this factor of the baseline's share the most of
+#: them (see share_loops; calibration on a busy machine varies by 2× and more)
+SHARE_LOOPS_WITHIN = 3
 #: the most page cache (KiB) a SQLite benchmark run asks for (see sqlite_cache_for_database)
 SQLITE_CACHE_LIMIT_KIB = 1024 * 1024
 _SQLGLOT_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite"}
@@ -128,6 +153,9 @@ class Arm:
     insert_seconds: float | None = None
     insert_slowdown: float | None = None
     comparison: RatioInterval | None = None
+    #: PostgreSQL, prepared: how often the server ran the arm's prepared statement with its
+    #: generic plan and with a custom one (``pg_prepared_statements``, PostgreSQL 14+)
+    prepared_plans: dict[str, int] | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -149,6 +177,7 @@ class Arm:
             "ci_high": comparison.high if comparison else None,
             "confidence": comparison.confidence if comparison else None,
             "verdict": comparison.verdict if comparison else None,
+            "prepared_plans": self.prepared_plans,
         }
 
 
@@ -178,6 +207,8 @@ class BenchResult:
     clock: str = "wall"
     #: SQLite: the page cache (KiB) the run used (see _Harness.sqlite_cache_for_database)
     sqlite_cache_kib: int | None = None
+    #: the timed executions ran as prepared statements (see the module docstring)
+    prepared: bool = True
     #: median seconds to insert ``insert_rows`` rows without any candidate, per table
     insert_baseline_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -187,6 +218,16 @@ class BenchResult:
     @property
     def baseline(self) -> Arm:
         return self.arms[0]
+
+    @property
+    def statements(self) -> str:
+        """How the timed executions ran: prepared or not, in words."""
+        if self.dialect == "sqlite":
+            return "prepared (the sqlite3 statement cache, as an application's)"
+        if self.prepared:
+            return ("prepared on the server (psycopg prepare=True), one statement per arm, "
+                    f"warmed up {PLAN_CACHE_WARMUP} executions, as an application's loop")
+        return "not prepared: parsed and planned at every execution"
 
     @property
     def index_arms(self) -> list[Arm]:
@@ -262,7 +303,8 @@ class BenchResult:
                          "confidence": CONFIDENCE, "resamples": RESAMPLES,
                          "systematic": SYSTEMATIC[self.dialect],
                          "order": "randomized blocks", "loops": "calibrated per arm",
-                         "clock": self.clock,
+                         "clock": self.clock, "prepared": self.prepared,
+                         "statements": self.statements,
                          "sqlite_cache_kib": self.sqlite_cache_kib},
             "summary": self.summary,
             "insert_baseline_seconds": self.insert_baseline_seconds,
@@ -274,7 +316,8 @@ class BenchResult:
         frame = self.frame()
         # pandas prints <NA> for a missing Int64 whatever na_rep says: show "-" like the rest
         frame["size bytes"] = ["-" if pd.isna(v) else str(v) for v in frame["size bytes"]]
-        lines = [self.summary, "", frame.to_string(index=False, na_rep="-"), ""]
+        lines = [self.summary, f"statements: {self.statements}", "",
+                 frame.to_string(index=False, na_rep="-"), ""]
         for arm in self.arms:
             lines.append(f"plan ({arm.label}):")
             lines.extend("  " + line for line in arm.plan_text.splitlines())
@@ -406,13 +449,18 @@ def _pg_plan(document: Any) -> tuple[Any, str, list[str], bool]:
 
 
 def _timed_loops(cursor, query: CompiledQuery, loops: int, fetch: bool,
-                 clock: Callable[[], float] = time.perf_counter) -> float:
+                 clock: Callable[[], float] = time.perf_counter,
+                 prepare: bool | None = None) -> float:
     """Seconds (of ``clock``) for ``loops`` executions (+ fetchall) of ``query`` on a
-    DBAPI cursor.
+    DBAPI cursor; ``prepare`` (psycopg only; None: the driver's default) is passed to
+    every ``execute``.
 
     The loop bodies are kept free of anything but the driver calls: this is what a
     bare DBAPI loop does, so the harness adds almost nothing to the measurement."""
     execute, fetchall, statement, params = cursor.execute, cursor.fetchall, query.sql, query.params
+    if prepare is not None:
+        # what an application's loop passes too; a C-level partial costs ~0.1 µs a call
+        execute = functools.partial(execute, prepare=prepare)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -444,12 +492,17 @@ class _Harness:
     """One benchmark run on one connection: switching arms, plans, samples, inserts."""
 
     def __init__(self, conn: Connection, query: CompiledQuery, candidates: list[CandidateIndex],
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, prepared: bool = True):
         self.conn = conn
         self.clock = clock
         self.dialect = conn.dialect.name
         self.query = query
         self.candidates = candidates
+        #: psycopg's ``prepare`` argument for the timed executions (SQLite: None, the
+        #: sqlite3 statement cache prepares them anyway)
+        self.prepare: bool | None = prepared if self.dialect == "postgresql" else None
+        #: executions of each arm's statement so far (key: the kept candidate's name)
+        self.executions: dict[str | None, int] = {}
         self.quote = conn.dialect.identifier_preparer.quote
         self.fetch = True
         #: what the run is doing, for error messages
@@ -462,6 +515,35 @@ class _Harness:
     @property
     def driver(self):
         return self.conn.connection.dbapi_connection
+
+    def arm_query(self, keep: CandidateIndex | None) -> CompiledQuery:
+        """The statement an arm times. Prepared on PostgreSQL: the query with the arm's
+        number in a trailing comment, so each arm has its own server-side statement and
+        plan cache (the generic-or-custom plan choice learns from earlier executions)."""
+        if not self.prepare:
+            return self.query
+        number = 0 if keep is None else 1 + self.candidates.index(keep)
+        return CompiledQuery(f"{self.query.sql}\n/* conductor_bench arm {number} */",
+                             self.query.params)
+
+    def command(self, statement: str) -> None:
+        """A statement that switches arms (SAVEPOINT, DROP INDEX, ROLLBACK TO ...).
+
+        PostgreSQL: sent to libpq directly, not through psycopg's cursor, which on any
+        DROP or ROLLBACK forgets its prepared statements (DEALLOCATE ALL) so that the next
+        timed execution would be parsed and planned again. The server keeps them across
+        the rollback and re-plans each once after the DDL."""
+        if self.dialect != "postgresql":
+            self.run_sql(statement)
+            return
+        from psycopg import errors, pq  # the PostgreSQL driver: only loaded on PostgreSQL
+
+        driver = self.driver
+        if driver.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            self.run_sql("SELECT 1")  # psycopg opens the transaction on its first statement
+        result = driver.pgconn.exec_(statement.encode(driver.info.encoding))
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            raise errors.error_from_result(result, encoding=driver.info.encoding)
 
     def run_sql(self, statement: str, params: Any = None) -> list:
         """A statement on the driver's cursor (no paramstyle escaping of ``%`` when there
@@ -508,12 +590,12 @@ class _Harness:
             self.begin_run()
         self._savepoints += 1
         name = f"conductor_bench_{self._savepoints}"
-        self.run_sql(f"SAVEPOINT {name}")
+        self.command(f"SAVEPOINT {name}")
         try:
             yield
         finally:
-            self.run_sql(f"ROLLBACK TO SAVEPOINT {name}")
-            self.run_sql(f"RELEASE SAVEPOINT {name}")
+            self.command(f"ROLLBACK TO SAVEPOINT {name}")
+            self.command(f"RELEASE SAVEPOINT {name}")
 
     def qualified(self, candidate: CandidateIndex) -> str:
         name = self.quote(candidate.name)
@@ -523,7 +605,7 @@ class _Harness:
         """Inside a rolled-back transaction: drop every candidate but ``keep``."""
         for candidate in self.candidates:
             if candidate is not keep:
-                self.run_sql(f"DROP INDEX {self.qualified(candidate)}")
+                self.command(f"DROP INDEX {self.qualified(candidate)}")
 
     def sample(self, keep: CandidateIndex | None, loops: int) -> float:
         """Total seconds of ``loops`` timed executions in the state of one arm."""
@@ -531,10 +613,42 @@ class _Harness:
             self.enter(keep)
             cursor = self.driver.cursor()
             try:
-                _timed_loops(cursor, self.query, 1, self.fetch)  # re-prepare, untimed
-                return _timed_loops(cursor, self.query, loops, self.fetch, self.clock)
+                # untimed: the re-planning the DDL forces, and the first executions of a
+                # prepared statement (custom plans) that an application's loop is past
+                warm = PLAN_CACHE_WARMUP if self.prepare else 1
+                done = self.executions.get(self.key(keep), 0)
+                self.execute_untimed(cursor, keep, 1 + max(0, warm - 1 - done))
+                elapsed = _timed_loops(cursor, self.arm_query(keep), loops, self.fetch,
+                                       self.clock, self.prepare)
+                self.executions[self.key(keep)] += loops
+                return elapsed
             finally:
                 cursor.close()
+
+    def record_prepared_plans(self, arms: list[Arm], keeps: list[CandidateIndex | None]) -> None:
+        """PostgreSQL 14+, prepared: each arm's generic and custom plan counts, as the
+        server reports them for the arm's statement."""
+        if not self.prepare or self.driver.info.server_version < 140000:
+            return
+        rows = self.run_sql("SELECT statement, generic_plans, custom_plans "
+                            "FROM pg_prepared_statements")
+        for arm, keep in zip(arms, keeps, strict=True):
+            sql = self.arm_query(keep).sql
+            tail = sql[sql.rindex("/* conductor_bench arm"):]
+            for statement, generic, custom in rows:
+                if statement.endswith(tail):
+                    arm.prepared_plans = {"generic": int(generic), "custom": int(custom)}
+
+    @staticmethod
+    def key(keep: CandidateIndex | None) -> str | None:
+        return None if keep is None else keep.name
+
+    def execute_untimed(self, cursor, keep: CandidateIndex | None, times: int,
+                        fetch: bool | None = None) -> None:
+        """Run the arm's statement ``times`` times, untimed, and count them."""
+        _timed_loops(cursor, self.arm_query(keep), times, self.fetch if fetch is None else fetch,
+                     prepare=self.prepare)
+        self.executions[self.key(keep)] = self.executions.get(self.key(keep), 0) + times
 
     def capture_plan(self, arm: Arm, keep: CandidateIndex | None, analyze: bool) -> None:
         with self.rolled_back():
@@ -542,7 +656,7 @@ class _Harness:
             cursor = self.driver.cursor()
             try:
                 # Does the statement return rows? (a DML statement has nothing to fetch)
-                _timed_loops(cursor, self.query, 1, fetch=False)
+                self.execute_untimed(cursor, keep, 1, fetch=False)
                 self.fetch = self.fetch and cursor.description is not None
             finally:
                 cursor.close()
@@ -626,7 +740,7 @@ class _Harness:
         before = self.sqlite_pages() if self.dialect == "sqlite" and not candidate.existed else None
         if candidate.existed:
             with self.rolled_back():
-                self.run_sql(f"DROP INDEX {self.qualified(candidate)}")
+                self.command(f"DROP INDEX {self.qualified(candidate)}")
                 arm.build_seconds = self.timed_statement(candidate.ddl)
         else:
             with self.in_run():  # built inside the run's transaction only: never committed
@@ -832,6 +946,21 @@ def choose_clock(clock: str, dialect: str) -> tuple[str, Callable[[], float]]:
     return "wall", time.perf_counter
 
 
+def share_loops(arms: list[Arm]) -> None:
+    """Give the arms whose calibrated loops are within ``SHARE_LOOPS_WITHIN`` × of the
+    baseline's the most loops
+    of them: arms about as fast as each other then time the same number of executions per
+    sample. Calibration is noisy, and with different loops a per-sample constant (the
+    first executions after the arm switch) weighs differently per execution: measured on
+    PostgreSQL, two arms with the same plan got 20 and 29 loops on average and read 12 %
+    apart; with the same loops, 2 %. Arms far apart keep their own loops."""
+    base = arms[0].loops
+    close = [arm for arm in arms if max(arm.loops, base) <= SHARE_LOOPS_WITHIN * min(arm.loops, base)]
+    most = max(arm.loops for arm in close)
+    for arm in close:
+        arm.loops = most
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -846,7 +975,7 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
               analyze: bool = False, seed: int = 0, min_sample_seconds: float = 0.001,
               insert_rows: int = 500, progress: Progress | None = None,
               name: str | None = None, clock: str = "auto",
-              timeout: float | None = None) -> BenchResult:
+              timeout: float | None = None, prepared: bool = True) -> BenchResult:
     """Time ``sql`` (``:name`` bind parameters from ``params``) without and with each
     candidate index DDL in ``indexes``, on the same data, and compare (see the module
     docstring for the method). The database is left as found: candidate indexes built
@@ -856,7 +985,9 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
     (PostgreSQL) captures ``EXPLAIN (ANALYZE, BUFFERS)`` plans; ``insert_rows`` rows
     (0: skip) measure the insert slowdown; ``progress`` is a tqdm-compatible factory;
     ``clock`` is "wall", "cpu" or "auto" (see ``choose_clock``); each statement (each
-    sample) may run ``timeout`` seconds (None: the default, 0: no limit)."""
+    sample) may run ``timeout`` seconds (None: the default, 0: no limit); ``prepared``
+    (PostgreSQL) times server-side prepared statements, as an application's loop runs
+    them, or, False, statements parsed and planned at every execution."""
     dialect = engine.dialect.name
     if dialect not in SUPPORTED_DIALECTS:
         raise UnsupportedByDialect(
@@ -883,13 +1014,17 @@ def benchmark(engine: Engine, sql: str, params: dict[str, Any] | None = None, *,
         database=mask(engine.url),
         timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         repeat=repeat, warmup=warmup, seed=seed, min_sample_seconds=min_sample_seconds,
-        insert_rows=insert_rows, analyze=analyze, clock=clock_name)
+        insert_rows=insert_rows, analyze=analyze, clock=clock_name,
+        prepared=prepared or dialect == "sqlite")
+    if not prepared and dialect == "sqlite":
+        result.notes.append("SQLite statements always come from the sqlite3 statement cache, "
+                            "as an application's: not preparing them applies to PostgreSQL")
     if analyze and dialect == "sqlite":
         result.notes.append("SQLite has no EXPLAIN ANALYZE: the plans are EXPLAIN QUERY PLAN")
     harness: _Harness | None = None
     try:
         with statement_timeout(engine, timeout, f"query {name}"), engine.connect() as conn:
-            harness = _Harness(conn, query, candidates, clock_function)
+            harness = _Harness(conn, query, candidates, clock_function, prepared)
             with harness.sqlite_cache_for_database() as result.sqlite_cache_kib:
                 try:
                     _run(harness, result, repeat, warmup, analyze, seed, min_sample_seconds,
@@ -929,6 +1064,7 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
             harness.capture_plan(arm, keep, analyze)
             arm.loops = calibrate_loops(lambda loops, keep=keep: harness.sample(keep, loops),
                                         min_sample_seconds)
+        share_loops(arms)
         rng = random.Random(seed)
         order = list(zip(arms, keeps, strict=True))
         bar = progress(total=(warmup + repeat) * len(arms), desc=f"bench {result.name}",
@@ -946,6 +1082,8 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
         finally:
             if bar is not None:
                 bar.close()
+        harness.step = "reading the prepared statements' plan counts"
+        harness.record_prepared_plans(arms, keeps)
         if insert_rows and harness.candidates:
             harness.measure_inserts(arms, insert_rows, seed, result)
     finally:
@@ -958,7 +1096,7 @@ def _run(harness: _Harness, result: BenchResult, repeat: int, warmup: int, analy
     for arm in arms[1:]:
         arm.comparison = ratio_interval(arms[0].samples, arm.samples, confidence=CONFIDENCE,
                                         resamples=RESAMPLES, seed=seed,
-                                        systematic=SYSTEMATIC[harness.dialect])
+                                        systematic=SYSTEMATIC[harness.dialect], paired=True)
     for arm in arms:
         spread = arm.summary.iqr / arm.summary.median
         if spread > UNSTABLE_IQR:

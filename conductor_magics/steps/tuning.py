@@ -202,9 +202,10 @@ def seed(db: ComponentDatabase, table: str | None, rows: int, seed_value: int = 
 
 def bench(db: ComponentDatabase, body: str | None, name: str | None, indexes: list[str], *,
           repeat: int = 30, warmup: int = 3, analyze: bool = False, params: list[str] | None = None,
-          seed: int = 0) -> tuple[StepResult, Any]:
+          seed: int = 0, prepared: bool = True) -> tuple[StepResult, Any]:
     """Time the cell's query (or workload query ``name``) without and with each candidate
-    index; the result is appended to benchmarks.jsonl for the indexing gate."""
+    index (``prepared``: PostgreSQL statements prepared, as an application's loop runs
+    them); the result is appended to benchmarks.jsonl for the indexing gate."""
     from ..engine.bench import benchmark
 
     if repeat < 3:
@@ -221,7 +222,7 @@ def bench(db: ComponentDatabase, body: str | None, name: str | None, indexes: li
     query = bind(db, query, parse_params(params or []), seed=seed)
     result = benchmark(db.engine, query.sql, query.params, indexes=list(indexes), repeat=repeat,
                        warmup=warmup, analyze=analyze, seed=seed, progress=db.progress,
-                       name=query.name, timeout=db.timeout)
+                       name=query.name, timeout=db.timeout, prepared=prepared)
     record = result.to_json()
     record["component"] = db.component.id
     path = db.component.dir / BENCHMARKS_FILE

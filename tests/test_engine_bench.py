@@ -266,16 +266,17 @@ def test_bad_settings_raise(small_orders, kwargs, message):
         benchmark(small_orders, " ; ")
 
 
-def test_clock_choice(small_orders):
-    result = benchmark(small_orders, BY_CUSTOMER, {"cid": 1}, indexes=[CUSTOMER_INDEX],
+def test_clock_choice(orders):
+    # the full table: on 2,000 rows a wall-clock gain can drown in a loaded machine's noise
+    result = benchmark(orders, BY_CUSTOMER, {"cid": 1}, indexes=[CUSTOMER_INDEX],
                        clock="wall", **QUICK)
     assert result.clock == "wall" and result.to_json()["settings"]["clock"] == "wall"
     assert result.arms[1].comparison.verdict == "faster"
     with pytest.raises(ConductorError, match="unknown clock"):
-        benchmark(small_orders, BY_CUSTOMER, {"cid": 1}, clock="sundial")
-    if small_orders.dialect.name == "postgresql":
+        benchmark(orders, BY_CUSTOMER, {"cid": 1}, clock="sundial")
+    if orders.dialect.name == "postgresql":
         with pytest.raises(ConductorError, match="server"):
-            benchmark(small_orders, BY_CUSTOMER, {"cid": 1}, clock="cpu")
+            benchmark(orders, BY_CUSTOMER, {"cid": 1}, clock="cpu")
 
 
 def test_progress_factory_sees_every_sample(small_orders):

@@ -51,7 +51,9 @@ backups also get the full ``integrity_check``. Bigger ones get row counts and
 ``quick_check`` (integrity_check minus the index-against-table cross check, which alone
 costs ~4x the copy): a backup faithfully copied from a database whose index disagrees
 with its table is then not caught by verify (``conductor integrity`` on the live database
-catches it). Version-1 manifests (no ``version`` field) verify exactly as before. Every check runs even when an earlier one
+catches it), and damage under a forged sha256 is caught only where it breaks the
+structure, the restore or a count (benchmarks/README.md has the rates). Version-1
+manifests (no ``version`` field) verify exactly as before. Every check runs even when an earlier one
 failed, so a report also tells whether a damaged artifact still restores. The result is
 recorded in the manifest.
 

@@ -296,3 +296,23 @@ def test_a_manifest_of_another_format_is_not_trusted(tmp_path, version):
         assert "version" in left[str(manifest.manifest_path)] and str(manifest.artifact_path) in left
     finally:
         engine.dispose()
+
+
+def test_the_quick_checks_still_find_orphans_and_report_every_check(tmp_path):
+    engine = seeded(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    try:
+        with sqlite3.connect(tmp_path / "live.sqlite") as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("DELETE FROM customers WHERE id IN (SELECT customer_id FROM orders LIMIT 3)")
+        conn.close()
+        backups = Backups(tmp_path / "backups", engine)
+        backups.row_hash_max_bytes = 0
+        backups.create("orphaned")
+        report = backups.verify("orphaned")
+        checks = report.frame().set_index("check")
+        assert list(checks.index) == CHECKS_QUICK
+        assert set(checks.query("status == 'fail'").index) == {"SQLite foreign_key_check"}
+        assert "orders: " in checks.loc["SQLite foreign_key_check", "detail"]
+        assert "reference a missing customers row" in checks.loc["SQLite foreign_key_check", "detail"]
+    finally:
+        engine.dispose()

@@ -38,7 +38,9 @@ SQLite file; a temporary PostgreSQL database with ``pg_restore --exit-on-error
 --single-transaction``; an in-memory DuckDB), runs the engine's structural checks (SQLite
 ``integrity_check`` + ``foreign_key_check``; PostgreSQL ``amcheck``: ``bt_index_check`` on
 every btree index and ``verify_heapam`` on every table) and compares the per-table hashes
-and the migration head with the manifest.
+and the migration head with the manifest. Every check runs even when an earlier one
+failed, so a report also tells whether a damaged artifact still restores. The result is
+recorded in the manifest.
 
 **What each hash proves (SQLite, manifest version 2).** The file sha256, read once while
 the tables are counted, proves the artifact is the file that was written (bit rot, a
@@ -53,9 +55,7 @@ costs ~4x the copy): a backup faithfully copied from a database whose index disa
 with its table is then not caught by verify (``conductor integrity`` on the live database
 catches it), and damage under a forged sha256 is caught only where it breaks the
 structure, the restore or a count (benchmarks/README.md has the rates). Version-1
-manifests (no ``version`` field) verify exactly as before. Every check runs even when an earlier one
-failed, so a report also tells whether a damaged artifact still restores. The result is
-recorded in the manifest.
+manifests (no ``version`` field) verify exactly as before.
 
 **Restore** runs the same sha256 check first (a damaged artifact is never restored), refuses a
 target that has tables, or the live database, unless ``confirm``; over a live database that
@@ -841,7 +841,8 @@ _SQLITE_HEADER = 100
 def _same_bytes(original: Path, copy: Path) -> str | None:
     """None when ``copy`` holds ``original``'s bytes (the SQLite header apart), else what
     differs. Both are read in large chunks and compared with ``==`` (memcmp, in C)."""
-    with open(original, "rb") as left, open(copy, "rb") as right:
+    # O_NOFOLLOW: like every read of an artifact, never through a link swapped in for it
+    with os.fdopen(os.open(original, os.O_RDONLY | _NOFOLLOW), "rb") as left, open(copy, "rb") as right:
         size, other = os.fstat(left.fileno()).st_size, os.fstat(right.fileno()).st_size
         if size != other:
             return f"the restored copy is {other} bytes, the artifact {size}"

@@ -7,8 +7,11 @@ Run from the repository root::
 
 (a) **SQLite**: ``Backups.create`` + ``Backups.verify`` on a generated database (two tables,
     a foreign key, an index; rows of ~340 bytes) against ``cp`` + ``sha256sum`` of the same
-    file, the physical floor of "copy it and know its checksum". Reports MB/s and the ratio,
-    and where the tool's time goes (page copy, row hashes, sha256, integrity_check).
+    file, the physical floor of "copy it and know its checksum". Floor and tool run
+    interleaved, round after round (the machine is shared: medians, with the load average
+    of each round); each tool run is a fresh process. ``--before-code DIR`` (a checkout of
+    older code, e.g. ``git worktree add /tmp/main main``) measures that code too, in the
+    same rounds. Reports MB/s, the ratios and where the tool's time goes.
 (b) **PostgreSQL** (a throw-away cluster): the tool's backup, verify and restore against
     calling ``pg_dump`` / ``pg_restore`` directly with the same options on the same database.
 
@@ -34,8 +37,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from anywhere without installing
-    sys.path.insert(0, str(REPO))
+#: the code a worker process measures (--before-code): put first, so it is what is imported
+CODE_ENV = "CONDUCTOR_BENCH_CODE"
+CODE = Path(os.environ.get(CODE_ENV) or REPO)
+if str(CODE) not in sys.path:  # run as a script from anywhere without installing
+    sys.path.insert(0, str(CODE))
 sys.path.insert(0, str(REPO / "tests"))
 
 from sqlalchemy import text  # noqa: E402
@@ -113,7 +119,7 @@ def make_sqlite(path: Path, target_bytes: float, payload_bytes: int = 150) -> in
 
 
 def bench_sqlite(work: Path, target_bytes: float, reps: int, source: Path | None = None,
-                 payload_bytes: int = 150) -> dict:
+                 payload_bytes: int = 150, before_code: Path | None = None) -> dict:
     # a given source file is generated once and kept: before/after runs measure the same data
     source = source or work / "source.sqlite"
     started = time.perf_counter()
@@ -125,53 +131,85 @@ def bench_sqlite(work: Path, target_bytes: float, reps: int, source: Path | None
     print(f"SQLite: {size / MB:.0f} MB ({rows:,} rows) ready in {time.perf_counter() - started:.1f}s")
     check_disk(work, 3.5 * size)
 
-    floor, floor_fsync = [], []
+    codes = {"after": REPO, **({"before": before_code.resolve()} if before_code else {})}
+    floor, floor_fsync, load = [], [], []
+    runs: dict[str, list[dict]] = {name: [] for name in codes}
     copy = work / "copy.sqlite"
-    for _ in range(reps):
-        seconds, _ = timed(lambda: (run(["cp", str(source), str(copy)]), run(["sha256sum", str(copy)])))
-        floor.append(seconds)
-        copy.unlink()
-        seconds, _ = timed(lambda: (run(["cp", str(source), str(copy)]), run(["sync", str(copy)]),
-                                    run(["sha256sum", str(copy)])))
-        floor_fsync.append(seconds)
-        copy.unlink()
+    for rnd in range(reps):
+        load.append(os.getloadavg()[0])
+        # the order turns every round, so no variant always runs first (warmest / coldest)
+        order = ["floor", *codes][rnd % (len(codes) + 1):] + ["floor", *codes][:rnd % (len(codes) + 1)]
+        for what in order:
+            if what == "floor":
+                seconds, _ = timed(lambda: (run(["cp", str(source), str(copy)]), run(["sha256sum", str(copy)])))
+                floor.append(seconds)
+                copy.unlink()
+                seconds, _ = timed(lambda: (run(["cp", str(source), str(copy)]), run(["sync", str(copy)]),
+                                            run(["sha256sum", str(copy)])))
+                floor_fsync.append(seconds)
+                copy.unlink()
+            else:
+                runs[what].append(_tool_run(codes[what], source, work / f"backups-{what}", f"bench-{rnd}"))
+        print(f"round {rnd + 1}/{reps} (load {load[-1]:.2f}): floor {floor[-1]:.2f}s, "
+              + ", ".join(f"{name} backup {r[-1]['backup']:.2f}s verify {r[-1]['verify']:.2f}s"
+                          for name, r in runs.items()), flush=True)
 
-    engine = make_engine(f"sqlite:///{source}")
-    backups = Backups(work / "backups", engine)
-    backup_s, verify_s, backup_phases, verify_checks = [], [], [], []
-    try:
-        for rep in range(reps):
-            timer = PhaseTimer()
-            seconds, manifest = timed(lambda t=timer, r=rep: backups.create(f"bench-{r}", progress=t))
-            backup_s.append(seconds)
-            backup_phases.append(timer.phases)
-            timer = PhaseTimer()
-            seconds, report = timed(lambda m=manifest, t=timer: backups.verify(m.id, progress=t))
-            assert report.passed, report.to_text()
-            verify_s.append(seconds)
-            verify_checks.append({**timer.phases, **{c.name: c.seconds for c in report.checks}})
-            manifest.artifact_path.unlink()  # keep one artifact on disk at a time
-            manifest.manifest_path.unlink()
-    finally:
-        engine.dispose()
-
-    best = {"floor": min(floor), "floor_fsync": min(floor_fsync), "backup": min(backup_s),
-            "verify": min(verify_s)}
-    best["backup+verify"] = best["backup"] + best["verify"]
+    median = statistics.median
     result = {
-        "database_bytes": size, "rows": rows, "repetitions": reps,
-        "seconds": {"cp+sha256sum": floor, "cp+sync+sha256sum": floor_fsync, "backup": backup_s,
-                    "verify": verify_s},
-        "best_seconds": best,
-        "mb_per_s": {name: size / MB / seconds for name, seconds in best.items()},
-        "ratio_to_floor": {"backup": best["backup"] / best["floor"], "verify": best["verify"] / best["floor"],
-                           "backup+verify": best["backup+verify"] / best["floor"],
-                           "backup_vs_floor_with_fsync": best["backup"] / best["floor_fsync"]},
-        "backup_phases_seconds": _median_phases(backup_phases),
-        "verify_phases_seconds": _median_phases(verify_checks),
+        "database_bytes": size, "rows": rows, "rounds": reps,
+        "load_average_1min": {"per_round": load, "median": median(load)},
+        "seconds": {"cp+sha256sum": floor, "cp+sync+sha256sum": floor_fsync,
+                    **{name: {"backup": [r["backup"] for r in rs], "verify": [r["verify"] for r in rs]}
+                       for name, rs in runs.items()}},
+        "median_seconds": {"floor": median(floor), "floor_fsync": median(floor_fsync)},
+        "ratio_to_floor": {}, "phases_seconds": {},
     }
+    for name, rs in runs.items():
+        for step in ("backup", "verify"):
+            values = [r[step] for r in rs]
+            result["median_seconds"][f"{name} {step}"] = median(values)
+            # the median of the floor, and the median of each round's own ratio (same load)
+            result["ratio_to_floor"][f"{name} {step}"] = {
+                "medians": median(values) / median(floor),
+                "per_round_median": median(v / f for v, f in zip(values, floor, strict=True))}
+        result["phases_seconds"][name] = {"backup": _median_phases([r["backup_phases"] for r in rs]),
+                                          "verify": _median_phases([r["verify_checks"] for r in rs])}
+        result.setdefault("manifest_version", {})[name] = rs[-1]["version"]
     print(_sqlite_table(result))
     return result
+
+
+def _tool_run(code: Path, source: Path, folder: Path, label: str) -> dict:
+    """One backup + verify of ``source`` by the code in ``code``, in a fresh process (the
+    import is not timed); the artifact is deleted afterwards."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(source),
+                          str(folder), label], check=True, capture_output=True, text=True,
+                         env={**os.environ, CODE_ENV: str(code), "PYTHONPATH": str(code)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _worker(source: Path, folder: Path, label: str) -> None:
+    """The tool's side of one round (see _tool_run): prints its timings as one JSON line."""
+    from conductor_magics.engine.backup import Backups
+    from conductor_magics.engine.connection import make_engine
+
+    engine = make_engine(f"sqlite:///{source}")
+    try:
+        backups = Backups(folder, engine)
+        timer = PhaseTimer()
+        backup_s, manifest = timed(lambda: backups.create(label, progress=timer))
+        phases = timer.phases
+        timer = PhaseTimer()
+        verify_s, report = timed(lambda: backups.verify(manifest.id, progress=timer))
+        assert report.passed, report.to_text()
+        checks = {**timer.phases, **{c.name: c.seconds for c in report.checks}}
+        manifest.artifact_path.unlink()  # keep one artifact on disk at a time
+        manifest.manifest_path.unlink()
+    finally:
+        engine.dispose()
+    print(json.dumps({"backup": backup_s, "verify": verify_s, "backup_phases": phases,
+                      "verify_checks": checks, "version": getattr(manifest, "version", 1),
+                      "code": str(CODE)}))
 
 
 def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -180,17 +218,20 @@ def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _sqlite_table(r: dict) -> str:
-    best, rate = r["best_seconds"], r["mb_per_s"]
-    lines = [f"\n(a) SQLite, {r['database_bytes'] / MB:.0f} MB, best of {r['repetitions']}",
-             f"{'what':<28}{'seconds':>10}{'MB/s':>10}{'x floor':>10}"]
-    for name, label in (("floor", "cp + sha256sum (floor)"), ("floor_fsync", "cp + sync + sha256sum"),
-                        ("backup", "backup (create)"), ("verify", "verify"),
-                        ("backup+verify", "backup + verify")):
-        ratio = best[name] / best["floor"]
-        lines.append(f"{label:<28}{best[name]:>10.2f}{rate[name]:>10.1f}{ratio:>10.1f}")
-    lines.append("backup phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in r["backup_phases_seconds"].items()))
-    lines.append("verify phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in r["verify_phases_seconds"].items()
-                                               if v >= 0.01))
+    med = r["median_seconds"]
+    lines = [f"\n(a) SQLite, {r['database_bytes'] / MB:.0f} MB, {r['rows']:,} rows, medians of "
+             f"{r['rounds']} interleaved rounds (load average {r['load_average_1min']['median']:.2f})",
+             f"{'what':<28}{'seconds':>10}{'MB/s':>10}{'x floor':>10}{'x (per round)':>15}"]
+    for name, label in (("floor", "cp + sha256sum (floor)"), ("floor_fsync", "cp + sync + sha256sum")):
+        lines.append(f"{label:<28}{med[name]:>10.2f}{r['database_bytes'] / MB / med[name]:>10.1f}"
+                     f"{med[name] / med['floor']:>10.2f}")
+    for name, ratio in r["ratio_to_floor"].items():
+        lines.append(f"{name:<28}{med[name]:>10.2f}{r['database_bytes'] / MB / med[name]:>10.1f}"
+                     f"{ratio['medians']:>10.2f}{ratio['per_round_median']:>15.2f}")
+    for name, phases in r["phases_seconds"].items():
+        for step, values in phases.items():
+            lines.append(f"{name} {step} phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in values.items()
+                                                                if v >= 0.01))
     return "\n".join(lines)
 
 
@@ -292,9 +333,18 @@ def bench_postgres(work: Path, target_bytes: float, reps: int) -> dict:
     finally:
         server.stop()
     best = {name: min(values) for name, values in seconds.items()}
+    med = {name: statistics.median(values) for name, values in seconds.items()}
     result = {
         "database_bytes": size, "dump_bytes": dump_bytes, "rows": rows, "repetitions": reps,
+        "load_average_1min": os.getloadavg()[0],
         "pg_dump_version": tools.version, "seconds": seconds, "best_seconds": best,
+        "median_seconds": med,
+        "overhead_medians": {
+            "backup / pg_dump": med["tool backup"] / med["direct pg_dump"],
+            "verify / pg_restore": med["tool verify"] / med["direct pg_restore into a new database"],
+            "restore / pg_restore": med["tool restore into an empty database"]
+                                    / med["direct pg_restore into a new database"],
+        },
         "overhead": {
             "backup / pg_dump": best["tool backup"] / best["direct pg_dump"],
             "verify / pg_restore": best["tool verify"] / best["direct pg_restore into a new database"],
@@ -312,7 +362,8 @@ def _postgres_table(r: dict) -> str:
     lines = [f"\n(b) PostgreSQL, {r['database_bytes'] / MB:.0f} MB database, {r['dump_bytes'] / MB:.0f} MB "
              f"dump, best of {r['repetitions']}", f"{'what':<42}{'seconds':>10}"]
     lines += [f"{name:<42}{value:>10.2f}" for name, value in best.items()]
-    lines += [f"{name:<42}{value:>9.2f}x" for name, value in r["overhead"].items()]
+    lines += [f"{name:<42}{value:>9.2f}x best, {r['overhead_medians'][name]:.2f}x medians"
+              for name, value in r["overhead"].items()]
     lines.append("verify checks: " + ", ".join(f"{k} {v:.2f}s" for k, v in r["verify_checks_seconds"].items()
                                                if v >= 0.01))
     return "\n".join(lines)
@@ -333,9 +384,17 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=150,
                         help="random bytes per events row (150: ~340-byte rows; 30: ~100-byte rows)")
     parser.add_argument("--no-postgres", action="store_true", help="the SQLite part only")
+    parser.add_argument("--no-sqlite", action="store_true", help="the PostgreSQL part only")
+    parser.add_argument("--before-code", type=Path, default=None,
+                        help="a checkout of older code to measure in the same rounds (SQLite)")
+    parser.add_argument("--worker", nargs=3, metavar=("SOURCE", "FOLDER", "LABEL"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "backup.json")
     args = parser.parse_args()
-    reps = args.reps or (1 if args.quick else 2)
+    if args.worker:
+        _worker(Path(args.worker[0]), Path(args.worker[1]), args.worker[2])
+        return
+    reps = args.reps or (1 if args.quick else 3)
     sqlite_mb = args.sqlite_mb or (100 if args.quick else 1000)
     postgres_mb = args.postgres_mb or (25 if args.quick else 250)
 
@@ -348,8 +407,10 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "platform": platform.platform(),
                         "cpus": os.cpu_count(), "sqlite": sqlite3.sqlite_version},
             "note": "warm page cache for every figure (the cache is not dropped on a shared machine)",
-            "sqlite": bench_sqlite(work, sqlite_mb * MB, reps, args.sqlite_file, args.payload_bytes),
         }
+        if not args.no_sqlite:
+            results["sqlite"] = bench_sqlite(work, sqlite_mb * MB, reps, args.sqlite_file, args.payload_bytes,
+                                             args.before_code)
         if not args.no_postgres:
             results["postgresql"] = bench_postgres(work, postgres_mb * MB, reps)
     finally:

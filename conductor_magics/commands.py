@@ -268,6 +268,9 @@ def build_parser(prog: str = "conductor") -> ConductorArgumentParser:
     p.add_argument("--keep-daily", type=int, metavar="D",
                    help="prune: also keep the newest backup of each of the last D days")
     p.add_argument("--dry-run", action="store_true", help="prune: say what would go, delete nothing")
+    p.add_argument("--full", action="store_true",
+                   help="verify: SQLite's full integrity_check on a backup over 16 MiB too "
+                        "(index against table; about 4x a copy of the file) instead of quick_check")
     p = add_db("restore", "restore a backup (label, id or path) and compare with its manifest")
     p.add_argument("backup", metavar="BACKUP", help="a label, id from `backup list`, or artifact path")
     p.add_argument("--target", metavar="URL",
@@ -563,7 +566,7 @@ def _dispatch_engine(inv: Invocation, db: Any, body: str | None, action: str | N
                              measure=True if a.measure else None)
         case "backup":
             return db.backup(a.action, a.backup, label=a.label, to=a.to, keep_last=a.keep_last,
-                             keep_daily=a.keep_daily, dry_run=a.dry_run)
+                             keep_daily=a.keep_daily, dry_run=a.dry_run, full=a.full)
         case "restore":
             return db.restore(a.backup, target=a.target, confirm=a.confirm, to=a.to)
         case "drift":

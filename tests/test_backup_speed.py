@@ -223,6 +223,11 @@ def test_big_databases_record_counts_and_verify_by_sha256_bytes_and_quick_check(
         assert checks.loc["restores completely into a scratch database", "detail"].endswith(
             "byte for byte the artifact")
         assert "600 rows: the counts match" in checks.loc["table row counts and hashes match the manifest", "detail"]
+        assert "SQLite integrity_check" not in set(checks.index)
+        # --full: the index-against-table cross check on a big backup too
+        full = backups.verify("big", full=True).frame().set_index("check")
+        assert "SQLite integrity_check" in set(full.index) and "SQLite quick_check" not in set(full.index)
+        assert (full["status"] == "pass").all(), full
 
         # the counts are compared: a manifest with other counts fails, naming the table
         tables = json.loads(manifest.manifest_path.read_text())["tables"]

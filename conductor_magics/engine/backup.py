@@ -1750,10 +1750,12 @@ class Backups:
 
     # -- verify
 
-    def verify(self, ref: str | None = None, *, progress=None) -> VerifyReport:
+    def verify(self, ref: str | None = None, *, full: bool = False, progress=None) -> VerifyReport:
         """Re-hash the artifact, restore it completely into a scratch database, run the
         engine's structural checks and compare tables and migration head with the manifest.
-        Every check runs; the result is recorded in the manifest (atomically)."""
+        Every check runs; the result is recorded in the manifest (atomically). ``full``: the
+        full ``integrity_check`` on a big SQLite backup too (else ``quick_check``, see the
+        module docstring)."""
         manifest = self._pick(ref)
         strategy = self._strategy_matching(manifest)
         started = time.perf_counter()
@@ -1774,7 +1776,8 @@ class Backups:
                         # with tables (pg_restore --clean --if-exists), so its DROP statements are
                         # read and run too (no-ops in the empty scratch database)
                         checks += self._restore_and_compare(manifest, strategy, scratch, CHECK_SCRATCH,
-                                                            replace=True, scratch=True, progress=progress_on)
+                                                            replace=True, scratch=True, progress=progress_on,
+                                                            full=full)
                 except ConductorError as exc:  # the scratch database could not be made
                     checks.append(CheckResult(CHECK_SCRATCH, FAIL, str(exc), _elapsed(scratch_started)))
             checks = hashed() + checks
@@ -1841,7 +1844,8 @@ class Backups:
         return pool.submit(hashed_with_bar).result
 
     def _restore_and_compare(self, manifest: Manifest, strategy: _Strategy, target: Engine, name: str,
-                             *, replace: bool, scratch: bool, progress: _Progress) -> list[CheckResult]:
+                             *, replace: bool, scratch: bool, progress: _Progress,
+                             full: bool = False) -> list[CheckResult]:
         """Restore the artifact into ``target``, then structural checks and the comparison."""
         started = time.perf_counter()
         try:
@@ -1853,7 +1857,7 @@ class Backups:
         where = f"a temporary {target.dialect.name} database" if scratch else mask(target.url)
         results = [CheckResult(name, PASS, f"into {where}", _elapsed(started))]
         if scratch and strategy.dialect == "sqlite" and manifest.version >= 2:
-            return self._scratch_sqlite_checks(manifest, strategy, target, results[0])
+            return self._scratch_sqlite_checks(manifest, strategy, target, results[0], full)
         if scratch and strategy.checks_in_parallel:
             # Both only read the scratch file, each on its own connection, and sqlite3 lets go
             # of the GIL while SQLite works: integrity_check runs beside the row hashes
@@ -1865,7 +1869,7 @@ class Backups:
         return results + self._structural(strategy, target, scratch) + compare_to_manifest(manifest, target)
 
     def _scratch_sqlite_checks(self, manifest: Manifest, strategy: _Strategy, target: Engine,
-                               restored: CheckResult) -> list[CheckResult]:
+                               restored: CheckResult, full: bool = False) -> list[CheckResult]:
         """Verify's checks of a version-2 SQLite backup restored into its scratch file, all
         at once (each reads the file on its own, in C, without the GIL): the restored copy
         compared byte for byte with the artifact (whose sha256 matched: so the restore
@@ -1873,7 +1877,7 @@ class Backups:
         ``integrity_check`` where the manifest has row hashes, else ``quick_check``) and
         the comparison with the manifest (row hashes where recorded, else counts)."""
         copy = Path(target.url.database or "")
-        quick = not manifest.row_hashes
+        quick = not manifest.row_hashes and not full
         with ThreadPoolExecutor(2, thread_name_prefix="conductor-verify") as pool:
             same = pool.submit(_same_bytes, manifest.artifact_path, copy)
             structural = pool.submit(self._structural, strategy, target, True, quick)

@@ -47,8 +47,9 @@ def _result(db: ComponentDatabase, report, frames: list | None = None) -> StepRe
 
 def backup(db: ComponentDatabase, action: str = "create", ref: str | None = None, *,
            label: str | None = None, to: str | None = None, keep_last: int | None = None,
-           keep_daily: int | None = None, dry_run: bool = False) -> StepResult:
-    """One backup action: create (default), verify [BACKUP], list, prune."""
+           keep_daily: int | None = None, dry_run: bool = False, full: bool = False) -> StepResult:
+    """One backup action: create (default), verify [BACKUP], list, prune. ``full``: verify
+    runs SQLite's full ``integrity_check`` on a big backup too."""
     store = backups(db, to)
     match action:
         case "create":
@@ -57,7 +58,7 @@ def backup(db: ComponentDatabase, action: str = "create", ref: str | None = None
                                      hint="name the backup with --label L")
             return _result(db, store.create(label, progress=db.progress), frames=[])
         case "verify":
-            return _result(db, store.verify(ref, progress=db.progress))
+            return _result(db, store.verify(ref, full=full, progress=db.progress))
         case "list":
             frame = store.list()
             pending = store.pending()

@@ -54,7 +54,8 @@ backups also get the full ``integrity_check``. Bigger ones get row counts and
 costs ~4x the copy): a backup faithfully copied from a database whose index disagrees
 with its table is then not caught by verify (``conductor integrity`` on the live database
 catches it), and damage under a forged sha256 is caught only where it breaks the
-structure, the restore or a count (benchmarks/README.md has the rates). Version-1
+structure, the restore or a count (benchmarks/README.md has the rates); ``verify(full=True)``
+(``backup verify --full``) runs the full ``integrity_check`` on them too. Version-1
 manifests (no ``version`` field) verify exactly as before.
 
 **Restore** runs the same sha256 check first (a damaged artifact is never restored), refuses a

@@ -83,7 +83,6 @@ if str(BENCH) not in sys.path:
     sys.path.insert(1, str(BENCH))
 
 import workloads_advisor as wl  # noqa: E402
-from bench_workspace import machine_info  # noqa: E402
 
 import conductor_magics  # noqa: E402
 from conductor_magics.engine.advisor import advise  # noqa: E402
@@ -94,6 +93,13 @@ from conductor_magics.engine.workload import Query  # noqa: E402
 INDEX_NAME = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"
                         r"(\"[^\"]+\"|\S+)\s+ON", re.I)
 APP_NAME = "conductor-bench-advise"
+
+
+def machine_info() -> dict:
+    """bench_workspace's machine facts (imported late: that module puts this checkout first
+    on sys.path, which must not decide which conductor_magics is measured)."""
+    from bench_workspace import machine_info as facts
+    return facts()
 
 
 def package_info() -> dict:

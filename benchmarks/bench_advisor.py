@@ -248,8 +248,10 @@ def loaded_copy(path: Path, indexes: list[str]) -> tuple[sqlite3.Connection, dic
 
 
 def time_sets(path: Path, sets: dict[str, list[str]], queries: list[Query], samples: int,
-              min_seconds: float) -> dict[str, dict]:
-    """Per index set and query: per-execution seconds of each sample (interleaved sets)."""
+              min_seconds: float, clock=time.perf_counter) -> dict[str, dict]:
+    """Per index set and query: per-execution seconds of each sample (interleaved sets),
+    read on ``clock`` (``time.thread_time``: SQLite runs in this thread, so CPU time leaves
+    out what other processes on a loaded machine take)."""
     loaded = {name: loaded_copy(path, ddl) for name, ddl in sets.items()}
     dbs = {name: db for name, (db, _) in loaded.items()}
     plans = {name: {q.name: "; ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + q.sql, q.params))
@@ -258,10 +260,10 @@ def time_sets(path: Path, sets: dict[str, list[str]], queries: list[Query], samp
     for name, db in dbs.items():
         for query in queries:
             def run(n: int, db=db, query=query) -> float:
-                started = time.perf_counter()
+                started = clock()
                 for _ in range(n):
                     db.execute(query.sql, query.params).fetchall()
-                return time.perf_counter() - started
+                return clock() - started
             first = run(1)  # warm-up; a query slower than a sample needs no calibration
             runners[name, query.name] = run
             loops[name, query.name] = 1 if first >= min_seconds else calibrate_loops(
@@ -324,7 +326,8 @@ def run_sqlite(workload: wl.Workload, args, tmp: Path) -> dict:
     sets = {"none": [], "expert": expert["ddl"]}
     if advice["status"] == "finished":
         sets["advisor"] = advice["ddl"]
-    timed = time_sets(path, sets, queries, args.samples, args.min_seconds)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    timed = time_sets(path, sets, queries, args.samples, args.min_seconds, clock)
     out["sets"] = timed
     if "advisor" in timed:
         verdict = compare(timed, "advisor", "expert")
@@ -570,6 +573,57 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _advise_cell(advice: dict) -> str:
+    if not advice:
+        return "-"
+    if advice["status"] == "finished":
+        return f"{advice['wall_seconds']:.1f} s"
+    return f"did not finish in {advice['error'].split(' in ')[-1]}" if advice["status"] == "timeout" \
+        else "error"
+
+
+def _arm_cell(item: dict, arm: str) -> str:
+    data = item.get("sets", {}).get(arm)
+    if not data:
+        return "-"
+    return f"{data['workload_ms']:.1f} ms, {data['index_count']} ix, {mb(data['index_bytes'])}"
+
+
+def markdown(files: list[Path]) -> str:
+    """Before/after tables (Markdown) from result files given as LABEL=PATH."""
+    runs = []
+    for spec in files:
+        label, _, path = str(spec).partition("=")
+        runs.append((label, json.loads(Path(path).read_text(encoding="utf-8"))))
+    lines = ["| workload | run | no index | `.expert` | advisor | advisor ÷ `.expert` time (95 % CI) "
+             "| advise | `.expert` |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, data in runs:
+        for item in data["workloads"]:
+            if item["engine"] != "sqlite":
+                continue
+            v = item.get("advisor_vs_expert")
+            ratio = (f"{v['time_ratio']:.2f} ({v['time_ratio_low']:.2f}–{v['time_ratio_high']:.2f})"
+                     if v else "-")
+            lines.append(f"| {item['workload']} | {label} | {_arm_cell(item, 'none')} | {_arm_cell(item, 'expert')} "
+                         f"| {_arm_cell(item, 'advisor')} | {ratio} | {_advise_cell(item['advisor'])} "
+                         f"| {item['expert']['seconds']:.1f} s |")
+    lines += ["", "| workload | run | no index | supabase `index_advisor` | advisor (HypoPG set) "
+              "| advisor ÷ supabase time (95 % CI), size | advise HypoPG | advise no HypoPG |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, data in runs:
+        for item in data["workloads"]:
+            if item["engine"] != "postgresql":
+                continue
+            arm = "advisor_hypopg" if "advisor_hypopg" in item.get("sets", {}) else "advisor_no_hypopg"
+            v = item.get(f"{arm}_vs_supabase")
+            ratio = (f"{v['time_ratio']:.2f} ({v['time_ratio_low']:.2f}–{v['time_ratio_high']:.2f}), "
+                     f"{v['size_ratio']}×" if v else "-")
+            lines.append(f"| {item['workload']} | {label} | {_arm_cell(item, 'none')} | {_arm_cell(item, 'supabase')} "
+                         f"| {_arm_cell(item, arm)} | {ratio} | {_advise_cell(item['advisor'].get('hypopg'))} "
+                         f"| {_advise_cell(item['advisor'].get('no_hypopg'))} |")
+    return "\n".join(lines)
+
+
 def merge(files: list[Path], out: Path) -> int:
     parts = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     merged = {**parts[0], "workloads": [w for p in parts for w in p["workloads"]],
@@ -599,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds an advise (and each .expert run) may take per workload (default 600)")
     parser.add_argument("--query-limit", type=float,
                         help="a query slower than this without indexes is left out (default 10 s; quick 3 s)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="SQLite timings: this thread's CPU time (default; robust on a loaded machine) "
+                             "or wall time")
     parser.add_argument("--min-gain", type=float, help="passed to advise (default: the advisor's)")
     parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--workloads", help=f"comma-separated subset of {sorted(set(SQLITE_WORKLOADS + PG_WORKLOADS))}")
@@ -612,9 +669,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "advisor.json",
                         help="where to write the JSON results")
     parser.add_argument("--merge", type=Path, nargs="+", help="join these result files into --out and stop")
+    parser.add_argument("--markdown", type=Path, nargs="+", metavar="LABEL=FILE",
+                        help="print before/after Markdown tables of these result files and stop")
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
+    if args.markdown:
+        print(markdown(args.markdown))
+        return 0
     sf = args.sf or (0.01 if args.quick else 0.05)
     big = args.big_rows or (50_000 if args.quick else 400_000)
     orders = args.orders or (20_000 if args.quick else 100_000)
@@ -633,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"tpch_sf": sf, "big_rows": big, "orders": orders, "events": events, "samples": args.samples,
                    "sample_min_seconds": args.min_seconds, "advise_timeout_s": args.advise_timeout,
                    "query_limit_s": args.query_limit, "min_gain": args.min_gain,
+                   "sqlite_clock": args.clock, "postgresql_clock": "wall",
                    "sqlite_version": sqlite3.sqlite_version, "engines": sorted(engines)},
         "load": {"start": load()}, "workloads": []}
     print(f"measuring conductor_magics from {results['package']['path']} "
@@ -647,7 +710,12 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 path = tmp / f"{name}.sqlite"
                 if name == "tpch":
-                    workload = wl.tpch(path, sf, args.cache, args.tpchgen)
+                    try:
+                        workload = wl.tpch(path, sf, args.cache, args.tpchgen)
+                    except wl.MissingTool as exc:
+                        print(f"[sqlite/tpch] left out: {exc}", flush=True)
+                        results["left_out"] = {"tpch": str(exc)}
+                        continue
                 elif name == "orders_db":
                     workload = wl.orders_db(path, orders)
                 else:
@@ -664,7 +732,12 @@ def main(argv: list[str] | None = None) -> int:
                     if chosen and name not in chosen:
                         continue
                     if name == "tpch":
-                        folder = wl.tpch_csv(sf, args.cache, args.tpchgen)
+                        try:
+                            folder = wl.tpch_csv(sf, args.cache, args.tpchgen)
+                        except wl.MissingTool as exc:
+                            print(f"[postgresql/tpch] left out: {exc}", flush=True)
+                            results["left_out"] = {"tpch": str(exc)}
+                            continue
                         item = run_postgres(server, name, lambda dsn, f=folder: wl.load_tpch_postgres(dsn, f),
                                             lambda dsn: tpch_postgres_queries(dsn, sf), args, tmp, None)
                         item["notes"] = dict(wl.TPCH_ADAPTED)

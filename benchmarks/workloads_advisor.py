@@ -47,6 +47,10 @@ class Workload:
     params: dict[str, dict] = field(default_factory=dict)  # query → bound :parameters (orders_db)
 
 
+class MissingTool(RuntimeError):
+    """A generator or server the workload needs is not installed (the message says how)."""
+
+
 def _count_rows(db: sqlite3.Connection, tables) -> dict[str, int]:
     return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
@@ -274,7 +278,7 @@ def tpch_csv(sf: float, cache: Path, tpchgen: str) -> Path:
     if (folder / "lineitem.csv").exists():
         return folder
     if not shutil.which(tpchgen) and not Path(tpchgen).exists():
-        raise SystemExit(f"tpchgen-cli not found at {tpchgen!r}: install it with "
+        raise MissingTool(f"tpchgen-cli not found at {tpchgen!r}: install it with "
                          "`python -m venv /tmp/tpchgen && /tmp/tpchgen/bin/pip install tpchgen-cli` "
                          "and pass --tpchgen /tmp/tpchgen/bin/tpchgen-cli")
     tmp = folder.with_name(folder.name + ".partial")

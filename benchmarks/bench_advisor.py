@@ -306,8 +306,11 @@ def run_sqlite(workload: wl.Workload, args, tmp: Path) -> dict:
                for name, sql in workload.queries.items()]
     out: dict = {"engine": "sqlite", "workload": workload.name, "description": workload.description,
                  "rows": workload.rows, "notes": workload.notes, "load_before": load()}
+    excluded = {q.name: "left out with --exclude (to run the same queries as a reference run)"
+                for q in queries if q.name in args.exclude}
+    queries = [q for q in queries if q.name not in excluded]
     queries, skipped, probe = probe_sqlite(path, queries, args.query_limit)
-    out["skipped_queries"] = {**workload.skipped, **skipped}
+    out["skipped_queries"] = {**workload.skipped, **excluded, **skipped}
     out["queries"] = {q.name: " ".join(q.sql.split()) for q in queries}
     out["no_index_probe_s"] = probe
     print(f"[sqlite/{workload.name}] {len(queries)} queries ({len(out['skipped_queries'])} left out); advise "
@@ -472,8 +475,11 @@ def run_postgres(server, name: str, loader, queries_of: dict[str, str], args, tm
     out["load_seconds"] = round(time.perf_counter() - started, 1)
     if callable(queries_of):  # queries whose literals are read from the loaded data
         queries_of = queries_of(server.dsn(base))
-    queries = [Query(q, sql, name) for q, sql in queries_of.items()]
+    excluded = {q: "left out with --exclude (to run the same queries as a reference run)"
+                for q in queries_of if f"{name}:{q}" in args.exclude}
+    queries = [Query(q, sql, name) for q, sql in queries_of.items() if q not in excluded]
     queries, skipped, probe = probe_postgres(server.dsn(base), queries, args.query_limit)
+    skipped.update(excluded)
     out["skipped_queries"], out["no_index_probe_s"] = skipped, probe
     out["queries"] = {q.name: " ".join(q.sql.split()) for q in queries}
     print(f"[postgresql/{name}] loaded in {out['load_seconds']} s; {len(queries)} queries "
@@ -656,6 +662,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="SQLite timings: this thread's CPU time (default; robust on a loaded machine) "
                              "or wall time")
+    parser.add_argument("--exclude", default="",
+                        help="comma-separated query names to leave out on SQLite (q01) and, prefixed "
+                             "with the workload, on PostgreSQL (tpch:q17): to time the same queries as "
+                             "a reference run whose --query-limit left them out")
     parser.add_argument("--min-gain", type=float, help="passed to advise (default: the advisor's)")
     parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--workloads", help=f"comma-separated subset of {sorted(set(SQLITE_WORKLOADS + PG_WORKLOADS))}")
@@ -684,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     args.samples = args.samples or (3 if args.quick else 5)
     args.query_limit = args.query_limit or (3.0 if args.quick else 10.0)
     args.min_seconds = 0.02 if args.quick else 0.05
+    args.exclude = {name for name in args.exclude.split(",") if name}
     engines = set(args.engines.split(","))
     chosen = set(args.workloads.split(",")) if args.workloads else None
     if args.index_advisor_sql and not args.index_advisor_sql.exists():

@@ -734,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[sqlite/{name}] built in {time.perf_counter() - started:.1f} s: "
                       + ", ".join(f"{t} {n:,}" for t, n in workload.rows.items()), flush=True)
                 results["workloads"].append(run_sqlite(workload, args, tmp))
+                write(results, args.out, partial=True)
                 path.unlink()
                 print(summary({"workloads": results["workloads"][-1:]}), flush=True)
         if "postgresql" in engines:
@@ -761,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
                         item = run_postgres(server, name, lambda dsn: wl.load_events_postgres(dsn, events),
                                             wl.EVENTS_QUERIES, args, tmp, None)
                     results["workloads"].append(item)
+                    write(results, args.out, partial=True)
                     print(summary({"workloads": [item]}), flush=True)
             finally:
                 server.stop()
@@ -768,10 +770,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     results["load"]["end"] = load()
     print(summary(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    write(results, args.out, partial=False)
     print(f"wrote {args.out}")
     return 0
+
+
+def write(results: dict, out: Path, partial: bool) -> None:
+    """The results so far (``partial``: written after each workload, so a stopped run keeps them)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**results, "partial": partial}, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

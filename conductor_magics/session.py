@@ -34,6 +34,7 @@ from .reports import (
     VerifyResult,
 )
 from .revert import RevertResult
+from .revert import revert as revert_through_git
 from .workspace import (
     Component,
     Phase,
@@ -681,9 +682,7 @@ class Session:
                engine: Any = None) -> RevertResult:
         """Revert a task, a phase or a component through git (:mod:`.revert`); a dry run
         unless ``confirm``."""
-        from .revert import revert
-
-        return revert(self, kind, ref, storage_id, confirm=confirm, dry_run=dry_run,
+        return revert_through_git(self, kind, ref, storage_id, confirm=confirm, dry_run=dry_run,
                       downgrade=downgrade, matches=matches, url=url, engine=engine)
 
     def lint(self, fix: bool = False) -> LintResult:

@@ -396,7 +396,8 @@ def _is_bookkeeping(path: str, scope: _Scope) -> bool:
     return path == (f"{scope.workspace}/tracks.md" if scope.workspace else "tracks.md")
 
 
-def _describe(name: str) -> str:
+def describe_task(name: str) -> str:
+    """A task's name as a commit subject says it: the number prefix gone, lower-case start."""
     text = " ".join(_TASK_PREFIX_RE.sub("", name.strip()).split())
     if len(text) > 1 and text[0].isupper() and text[1].islower():
         text = text[0].lower() + text[1:]
@@ -409,7 +410,8 @@ def phase_name(title: str) -> str:
     return _PHASE_PREFIX_RE.sub("", text) or text
 
 
-def _plain(name: str) -> str:
+def plain_task_name(name: str) -> str:
+    """A task's name without its number prefix, whitespace folded."""
     return " ".join(_TASK_PREFIX_RE.sub("", name.strip()).split())
 
 
@@ -489,13 +491,13 @@ def commit_task(workspace_dir: Path, storage_id: str, task_name: str, *,
     kind = "migration" if migration_task else "feat"
     batches: list[tuple[list[str], str]] = []
     if migrations and work:
-        batches.append((migrations, f"migration({storage_id}): {_describe(task_name)}" if conventional
-                        else f"{_plain(task_name)} (migrations)"))
-        batches.append((work + own, f"feat({storage_id}): {_describe(task_name)}" if conventional
-                        else _plain(task_name)))
+        batches.append((migrations, f"migration({storage_id}): {describe_task(task_name)}" if conventional
+                        else f"{plain_task_name(task_name)} (migrations)"))
+        batches.append((work + own, f"feat({storage_id}): {describe_task(task_name)}" if conventional
+                        else plain_task_name(task_name)))
     else:
-        batches.append((files, f"{kind}({storage_id}): {_describe(task_name)}" if conventional
-                        else _plain(task_name)))
+        batches.append((files, f"{kind}({storage_id}): {describe_task(task_name)}" if conventional
+                        else plain_task_name(task_name)))
     return _commit_all(result, scope, batches, [f"{TRAILER_KEY}: {storage_id}"])
 
 

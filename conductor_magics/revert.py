@@ -39,9 +39,9 @@ from .commits import (
     TRAILER_KEY,
     GitError,
     Repository,
-    _describe,
-    _plain,
+    describe_task,
     phase_name,
+    plain_task_name,
 )
 from .errors import ConductorError, command, option
 from .history import (
@@ -211,10 +211,10 @@ class RevertResult:
 
 def _task_subjects(storage_id: str, task: Task) -> tuple[set[str], set[str]]:
     """(subjects of the task's own commit, of its migrations-only commit)."""
-    described = _describe(task.name)
+    described = describe_task(task.name)
     own = {f"feat({storage_id}): {described}", f"migration({storage_id}): {described}",
-           _plain(task.name)}
-    return own, {f"migration({storage_id}): {described}", f"{_plain(task.name)} (migrations)"}
+           plain_task_name(task.name)}
+    return own, {f"migration({storage_id}): {described}", f"{plain_task_name(task.name)} (migrations)"}
 
 
 def _phase_subjects(storage_id: str, phase: Phase) -> tuple[set[str], set[str]]:

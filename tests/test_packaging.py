@@ -34,7 +34,10 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 LAB_NAME = "conductor-magics"
 #: modules imported only for an optional integration, with a clear error when missing,
 #: and the extra that provides them
-OPTIONAL_IMPORTS = {"sql": "test"}  # jupysql: `%conductor connect --from-jupysql`
+OPTIONAL_IMPORTS = {
+    "sql": "test",  # jupysql: `%conductor connect --from-jupysql`
+    "psycopg": "postgres",  # bench talks to libpq directly on PostgreSQL
+}
 
 
 def _name(requirement: str) -> str:

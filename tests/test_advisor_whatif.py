@@ -17,11 +17,12 @@ import pytest
 from helpers.processes import Forker
 from sqlalchemy import text
 
-from conductor_magics.engine.advisor import advise
+from conductor_magics.engine import advisor
+from conductor_magics.engine.advisor import DECISIVE, advise
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.explain import read_postgres, read_sqlite
-from conductor_magics.engine.whatif import TEMP_PREFIX
-from conductor_magics.engine.workload import Query
+from conductor_magics.engine.whatif import TEMP_PREFIX, ScratchCopy
+from conductor_magics.engine.workload import Query, sample_parameters
 
 DDL = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT NOT NULL, email TEXT NOT NULL)",
@@ -161,6 +162,57 @@ def test_one_reader_decides_full_scans_for_bench_and_advise():
     pg = read_postgres(document)
     assert pg.full_scans == ["orders"] and pg.indexes == ["ix_c"] and pg.covering == ["ix_c"]
     assert pg.cost == 10.5 and pg.rows == 3
+
+
+def test_scratch_copy_stops_a_query_at_its_cap_and_says_the_figure_is_a_lower_bound(live):
+    db = sqlite3.connect(live)
+    copy = ScratchCopy(db)
+    try:
+        endless = ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500000000) "
+                   "SELECT count(*) FROM c")
+        started = time.perf_counter()
+        ms, capped = copy.time("endless", endless, {}, cap=0.2)
+        assert capped and 150 <= ms < 3000 and time.perf_counter() - started < 5
+        # the copy is still usable (the stop reached that statement only), and an uncapped
+        # timing of a quick query is a real figure
+        ms, capped = copy.time("count", "SELECT count(*) FROM customers", {})
+        assert not capped and 0 < ms < 1000
+    finally:
+        copy.close()
+        db.close()
+
+
+def test_sqlite_timed_without_indexes_only_until_the_verdict_is_clear(live, monkeypatch):
+    """The join scans the big table without the indexes: its "before" is stopped once it has
+    run DECISIVE times as long as with them, and a note says the figure is a lower bound
+    (the floor of the cap lowered so that a test-sized table reaches it)."""
+    monkeypatch.setattr(advisor, "MIN_CAP_SECONDS", 0.001)
+    engine = make_engine(f"sqlite:///{live}")
+    before = digest(live)
+    scan = Query("scan", "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+                         "JOIN orders o2 ON o2.customer_id = c.id WHERE c.region = 'region7'", "t")
+    report = advise(engine, [scan], timeout=0)
+    engine.dispose()
+    assert digest(live) == before
+    row = next(q for q in report.queries if q.query == "scan")
+    assert report.measured and row.recommended and not row.full_scan_after, report.to_text()
+    assert any(n.startswith("scan: stopped without the indexes") and "lower bound" in n
+               for n in report.notes), report.to_text()
+    assert row.cost_before >= DECISIVE * row.cost_after, report.to_text()
+
+
+def test_sampled_quantile_on_a_large_table_is_close_and_seeded(live):
+    engine = make_engine(f"sqlite:///{live}")
+    sql = "SELECT count(*) FROM orders WHERE total_cents >= :low"
+    try:
+        first = sample_parameters(engine, sql, seed=3)["low"]
+        assert sample_parameters(engine, sql, seed=3)["low"] == first
+        with engine.connect() as conn:
+            share = conn.execute(text(sql), {"low": first}).scalar() / ORDERS
+    finally:
+        engine.dispose()
+    # the lone lower bound sits at the 90th percentile: about a tenth of the rows pass
+    assert 0.07 <= share <= 0.13, share
 
 
 def test_sqlite_interrupted_advise_leaves_nothing_behind(live, tmp_path):

@@ -300,6 +300,44 @@ def test_postgres_join_needs_both_indexes_and_both_are_recommended(pg_url, use_h
     engine.dispose()
 
 
+def test_postgres_without_hypopg_on_samples_builds_nothing_on_the_live_tables(pg_url, monkeypatch):
+    """Sampled tables (the sample size lowered so that orders is sampled): for one-table
+    queries the set found on the samples is the answer, so advise neither builds on nor
+    waits for the live tables — a writer holding orders open does not delay it — and the
+    report says what it stands on. A join with a sampled table is still checked on the
+    live tables (a sample has fewer rows per join key: its join plans can differ)."""
+    monkeypatch.setattr(advisor, "PG_SAMPLE_ROWS", 5_000)
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    lookup = Query("by_customer_status", "SELECT id FROM orders WHERE customer_id = 42 "
+                                         "AND status = 'paid' ORDER BY created_at")
+    writer = engine.connect()
+    try:
+        writer.execute(text("INSERT INTO orders VALUES (0, 1, 'paid', 1, '2024-01-01')"))  # left open
+        started = time.perf_counter()
+        report = advise(engine, [lookup], use_hypopg=False)
+        seconds = time.perf_counter() - started
+    finally:
+        writer.rollback()
+        writer.close()
+    assert seconds < float(advisor.LOCK_TIMEOUT.rstrip("s")), seconds
+    assert any(n.startswith("estimated on samples of the tables (orders") for n in report.notes), report.to_text()
+    assert not report.measured and report.cost_unit == "estimated cost"
+    assert [r.columns[0] for r in report.recommendations] == ["customer_id"], report.to_text()
+    assert all(r.size_estimated and r.size_bytes for r in report.recommendations)
+    measured = advise(engine, [lookup], use_hypopg=False, measure=True)
+    real = {r.name: r.size_bytes for r in measured.recommendations}
+    assert real and set(real) == {r.name for r in report.recommendations}, measured.to_text()
+    for recommendation in report.recommendations:  # scaled up from the sample: about right
+        assert real[recommendation.name] / 3 <= recommendation.size_bytes <= 3 * real[recommendation.name]
+    joined = advise(engine, [Query("join", JOIN)], use_hypopg=False)
+    assert not any(n.startswith("estimated on samples") for n in joined.notes), joined.to_text()
+    assert not joined.measured and joined.method == "rolled-back indexes"
+    assert pg_state(engine) == before
+    engine.dispose()
+
+
 def test_postgres_interrupted_advise_leaves_the_catalog_unchanged(pg_url, tmp_path):
     pg_build(pg_url)
     engine = make_engine(pg_url)

@@ -21,9 +21,12 @@ indexes and measured without disturbing the live database.
    - PostgreSQL with HypoPG (installed, or creatable: then ``CREATE EXTENSION`` runs in
      the advisor's transaction and is rolled back): hypothetical indexes, ``EXPLAIN
      (FORMAT JSON)`` total cost, ``hypopg_reset()`` at the end.
-   - PostgreSQL without HypoPG: each candidate built once, for real, inside one
-     transaction that is rolled back at the end (a SHARE lock on its table meanwhile;
-     ``lock_timeout`` keeps the advisor from queueing forever).
+   - PostgreSQL without HypoPG: each candidate built once, for real, on sampled copies
+     of the tables (``TABLESAMPLE SYSTEM``) in a scratch schema of one transaction that
+     is rolled back at the end. When no query joins a sampled table that is the answer;
+     otherwise (or with ``measure``) the final set is built on the live tables in that
+     transaction (a SHARE lock on each meanwhile; ``lock_timeout`` keeps the advisor from
+     queueing forever) and selected again on the real costs.
 
 3. **Selection**: the union of what each query's best plan uses; indexes no plan uses are
    dropped, a prefix of a wider chosen index is merged into it when the plans made again
@@ -33,8 +36,9 @@ indexes and measured without disturbing the live database.
    other tables its queries' plans use with it (a join's pair). ``max_indexes`` and
    ``max_size`` then drop the least saving (per byte, for the size).
 4. **Measurement** of the final set only: SQLite builds it on a scratch copy (memory, or a
-   temporary file when large) and times every query before and after; PostgreSQL with
-   ``measure`` builds it inside the rolled-back transaction.
+   temporary file when large) and times every query with it, then the queries whose plan
+   it changes without it (stopped once :data:`DECISIVE` times slower: a lower bound);
+   PostgreSQL with ``measure`` builds it inside the rolled-back transaction.
 
 The live database is left exactly as it was found: nothing is created there, and
 PostgreSQL work happens in a transaction that is rolled back.
@@ -716,6 +720,11 @@ class _PostgresEvaluator(_Evaluator):
         self.hypo_oids: dict[tuple, int] = {}
         self.actual: dict[str, str] = {}  # HypoPG's name of a hypothetical index → its token
         self.built: dict[tuple, str] = {}  # without HypoPG: every candidate built so far
+        self.scratch: str | None = None  # without HypoPG: the schema of the sampled tables
+        self.search_path: str | None = None
+        self.finalized = False
+        self.scale: dict[str, tuple[float, int]] = {}  # sampled table → (live rows, sampled)
+        self.on_samples = False  # the outcome was found on samples and not checked live
         try:
             self.txn = self.conn.begin()
             self.hypopg = self._start_hypopg(use_hypopg)
@@ -784,9 +793,14 @@ class _PostgresEvaluator(_Evaluator):
                     percent = 100.0 if rows <= PG_SAMPLE_ROWS else max(100.0 * PG_SAMPLE_ROWS / rows, 0.001)
                     sample = f'"{self.scratch}"."{table}"'
                     self.conn.exec_driver_sql(f'CREATE TABLE {sample} (LIKE "{table}" INCLUDING INDEXES)')
-                    where = "" if percent >= 100 else f" TABLESAMPLE BERNOULLI ({percent:.6f}) REPEATABLE (0)"
+                    # SYSTEM reads only the sampled pages (BERNOULLI reads them all: a full
+                    # scan of a big table); whole pages are a coarser sample, enough here
+                    where = "" if percent >= 100 else f" TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)"
                     self.conn.exec_driver_sql(f'INSERT INTO {sample} SELECT * FROM "{table}"{where}')
                     self.conn.exec_driver_sql(f"ANALYZE {sample}")
+                    if percent < 100:
+                        sampled = self.conn.exec_driver_sql(f"SELECT count(*) FROM {sample}").scalar()
+                        self.scale[table.lower()] = (float(rows), int(sampled or 0))
             except Exception:  # a generated column, a table not ours: planned on the live table
                 continue
         self.conn.exec_driver_sql(f'SET LOCAL search_path = "{self.scratch}", {self.search_path}')
@@ -803,9 +817,32 @@ class _PostgresEvaluator(_Evaluator):
         self.active = {}
         self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
         self._cache.clear()
+        self.finalized = True
         baseline = {q.name: self.evaluate(q) for q in queries}
         self.activate(chosen)
         return baseline, {q.name: self.evaluate(q) for q in queries}
+
+    def leave_samples(self) -> None:
+        """Without HypoPG and without ``measure``: the set chosen on the samples is the
+        outcome (nothing is built on the live tables); names resolve to the live tables
+        again, the candidates stay on the samples for their size."""
+        self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
+        self._cache.clear()
+        self.on_samples = bool(self.scale)
+
+    def joins_a_sample(self, queries: list[_Bound]) -> bool:
+        """Whether a query joins a sampled table: a sample has fewer rows per join key, so
+        its join plans can differ from the live tables' (checked there by :meth:`finalize`)."""
+        return any(len(q.shape.tables) > 1 and any(t.lower() in self.scale for t in q.shape.tables)
+                   for q in queries)
+
+    def sample_note(self) -> str:
+        """What the estimates stand on, when some table was sampled."""
+        shares = ", ".join(f"{table} {100.0 * sampled / max(rows, 1):.2g} % ({sampled:,} rows)"
+                           for table, (rows, sampled) in sorted(self.scale.items()))
+        return (f"estimated on samples of the tables ({shares}), costs at the samples' scale, "
+                "sizes scaled up; nothing was built on the live tables (--measure builds the set "
+                "there, in the rolled-back transaction, and times it)")
 
     def hypopg_ready(self) -> bool:
         return bool(getattr(self, "hypopg", False)) and not self.failed
@@ -869,8 +906,16 @@ class _PostgresEvaluator(_Evaluator):
             estimate = self.conn.execute(text("SELECT hypopg_relation_size(:oid)"),
                                          {"oid": self.hypo_oids[candidate.key]}).scalar()
             return int(int(estimate) * HYPOPG_SIZE_FACTOR), True
-        return int(self.conn.execute(text("SELECT pg_relation_size(CAST(:name AS regclass))"),
-                                     {"name": f'"{self.names[candidate.key]}"'}).scalar()), False
+        name = f'"{self.names[candidate.key]}"'
+        on_samples = self.scratch is not None and not self.finalized
+        # the search path may point at the live tables again: the sample's index first
+        size = int(self.conn.execute(
+            text("SELECT pg_relation_size(coalesce(to_regclass(:sample), to_regclass(:name)))"),
+            {"sample": f'"{self.scratch}".{name}' if on_samples else name, "name": name}).scalar() or 0)
+        rows, sampled = self.scale.get(candidate.table.lower(), (0.0, 0))
+        if on_samples and sampled:  # built on a sample: scaled to the live table's rows
+            return int(size * rows / sampled), True
+        return size, False
 
     def selectivity(self) -> Callable[[str, str], float]:
         """The fraction of rows one equality on a column keeps, from ``pg_stats``
@@ -1394,7 +1439,12 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         baseline = search.costs([])
         picked = search.per_query(pool_list, baseline, progress)
         marginals, state = search.select(picked, max_indexes, max_size)
-        if pg is not None and not pg.hypopg and marginals:
+        if pg is not None and not pg.hypopg and not measure and not pg.joins_a_sample(bound):
+            # one table per query, or nothing sampled: what the samples' planner chose is
+            # what the live one would (same selectivities), and building the set on big live
+            # tables takes long and locks them against writes; the report says so
+            pg.leave_samples()
+        elif pg is not None and not pg.hypopg and marginals:
             # the set was chosen on samples: on the live tables, what the plans use and what
             # pays there (the same rules, on the real costs)
             baseline, _ = pg.finalize(bound, [m.candidate for m in marginals])
@@ -1404,6 +1454,8 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         taken = {i.name.lower() for i in existing if i.name}
         named = [(m, _final_name(m.candidate, taken)) for m in marginals]
         report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)
+        if pg is not None and pg.on_samples:
+            report.notes.append(pg.sample_note())
         if measure:
             report.measure(live, pg)
         result = report.build(existing, min_gain, len(pool_list), skipped, max_indexes, max_size)

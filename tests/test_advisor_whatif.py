@@ -338,6 +338,26 @@ def test_postgres_without_hypopg_on_samples_builds_nothing_on_the_live_tables(pg
     engine.dispose()
 
 
+def test_postgres_measure_cancels_a_slow_query_without_the_indexes(pg_url, monkeypatch):
+    """``measure`` times each query without the indexes for at most PG_BEFORE_CAP_SECONDS
+    (lowered here to 1 ms so that a test-sized scan reaches it): the figure is then a lower
+    bound, the report says so, and the transaction goes on (the indexes are still timed)."""
+    monkeypatch.setattr(advisor, "PG_BEFORE_CAP_SECONDS", 0.001)
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    scan = Query("scan", "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+                         "JOIN orders o2 ON o2.customer_id = c.id WHERE c.region = 'region7'")
+    report = advise(engine, [scan], measure=True)
+    assert pg_state(engine) == before
+    assert report.measured and report.recommendations, report.to_text()
+    row = next(q for q in report.queries if q.query == "scan")
+    assert row.cost_before == pytest.approx(1.0), report.to_text()  # the cap, in ms
+    assert any(n.startswith("scan: stopped without the indexes after 1 ms, a lower bound")
+               for n in report.notes), report.to_text()
+    engine.dispose()
+
+
 def test_postgres_interrupted_advise_leaves_the_catalog_unchanged(pg_url, tmp_path):
     pg_build(pg_url)
     engine = make_engine(pg_url)

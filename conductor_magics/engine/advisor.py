@@ -96,6 +96,8 @@ PARTIAL = "partial index"
 #: this many times as long as with them, but not before MIN_CAP_SECONDS
 DECISIVE = 10
 MIN_CAP_SECONDS = 0.25
+#: PostgreSQL ``measure``: a query timed without the indexes is cancelled after this long
+PG_BEFORE_CAP_SECONDS = 0.5
 _EVAL_PREFIX = "conductor_advise_"
 
 
@@ -725,6 +727,7 @@ class _PostgresEvaluator(_Evaluator):
         self.finalized = False
         self.scale: dict[str, tuple[float, int]] = {}  # sampled table → (live rows, sampled)
         self.on_samples = False  # the outcome was found on samples and not checked live
+        self.notes: list[str] = []  # for the report (measurement)
         try:
             self.txn = self.conn.begin()
             self.hypopg = self._start_hypopg(use_hypopg)
@@ -949,8 +952,13 @@ class _PostgresEvaluator(_Evaluator):
                     self.conn.exec_driver_sql("SELECT hypopg_reset()")
                 for name in self.built.values():
                     self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                capped = []
                 for query in queries:
-                    before[query.name] = self._time(query)
+                    # without the indexes a big table is scanned: PG_BEFORE_CAP is enough to
+                    # tell (the figure is then a lower bound, and said so)
+                    before[query.name], stopped = self._time(query, PG_BEFORE_CAP_SECONDS)
+                    if stopped:
+                        capped.append(query.name)
                     _tick(bar)
                 for candidate, name in recommendations:
                     self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
@@ -958,14 +966,21 @@ class _PostgresEvaluator(_Evaluator):
                     sizes[name] = int(self.conn.execute(
                         text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": f'"{name}"'}).scalar())
                 for query in queries:
-                    after[query.name] = self._time(query)
+                    after[query.name] = self._time(query)[0]
                     _tick(bar)
                 savepoint.rollback()
         finally:
             _close(bar)
+        for name in capped:
+            verdict = (f"with them at least {before[name] / max(after[name], 1e-9):.3g}× faster"
+                       if after[name] < before[name] else "not enough to tell whether they help it")
+            self.notes.append(f"{name}: stopped without the indexes after {before[name]:.0f} ms, a lower "
+                              f"bound; {verdict}")
         return before, after, sizes
 
-    def _time(self, query: _Bound) -> float:
+    def _time(self, query: _Bound, cap: float | None = None) -> tuple[float, bool]:
+        """Milliseconds per execution, and whether it is only a lower bound: with ``cap``
+        (seconds) a first execution still running then is cancelled by the server."""
         statement = text(query.sql)
 
         def run(loops: int) -> float:
@@ -974,10 +989,26 @@ class _PostgresEvaluator(_Evaluator):
                 self.conn.execute(statement, query.params).fetchall()
             return time.perf_counter() - started
 
-        first = run(1)
+        if cap is None:
+            first = run(1)
+        else:
+            saved = self.conn.exec_driver_sql("SHOW statement_timeout").scalar()
+            limit = max(1, round(cap * 1000))
+            try:
+                with self.conn.begin_nested():
+                    self.conn.exec_driver_sql(f"SET LOCAL statement_timeout = {limit}")
+                    first = run(1)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "57014":  # not a cancel: a failure
+                    raise
+                return cap * 1000, True
+            finally:
+                self.conn.execute(text("SELECT set_config('statement_timeout', :v, true)"), {"v": str(saved)})
+        if first >= 0.25:  # slow: its noise is small next to its time
+            return first * 1000, False
         loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=10_000)
-        samples = SAMPLES if first < 0.25 else 3 if first < 2.5 else 1
-        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
+        samples = SAMPLES if first < SAMPLE_SECONDS else 3
+        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000, False
 
 
 def _query_failed(query: _Bound, exc: BaseException, url: Any) -> DatabaseError:
@@ -1570,6 +1601,7 @@ class _Report:
             before, after, sizes = pg.measure(self.queries, [(m.candidate, n) for m, n in self.named],
                                               self.progress)
             self.measured_before, self.measured_after, self.sizes = before, after, sizes
+            self.notes += pg.notes
             return
         bar = _bar(self.progress, 2 * len(self.queries), "advise: measurement", "query")
         try:

@@ -95,7 +95,7 @@ PARTIAL = "partial index"
 #: final measurement (SQLite): a query timed without the indexes is stopped once it has run
 #: this many times as long as with them, but not before MIN_CAP_SECONDS
 DECISIVE = 10
-MIN_CAP_SECONDS = 0.25
+MIN_CAP_SECONDS = 0.1
 #: PostgreSQL ``measure``: a query timed without the indexes is cancelled after this long
 PG_BEFORE_CAP_SECONDS = 0.5
 _EVAL_PREFIX = "conductor_advise_"

@@ -50,7 +50,7 @@ SAMPLES = 5
 COPY_SAMPLE_SECONDS = 0.01
 COPY_SAMPLES = 3
 #: a query this slow is timed once (in memory its noise is small next to its time)
-SLOW_SECONDS = 0.2
+SLOW_SECONDS = 0.05
 #: temporary files of the scratch copy start with this
 TEMP_PREFIX = "conductor-advise-"
 

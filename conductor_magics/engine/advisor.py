@@ -944,30 +944,58 @@ class _PostgresEvaluator(_Evaluator):
                 progress: Callable | None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
         """Milliseconds per query before and after the recommended indexes, built for
         real in a savepoint that is rolled back, and their sizes."""
-        before, after, sizes = {}, {}, {}
+        before: dict[str, float] = {}
+        after: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         bar = _bar(progress, 2 * len(queries), "advise: measurement", "query")
+        capped: list[str] = []
+
+        def time_before() -> None:
+            for query in queries:
+                # without the indexes a big table is scanned: PG_BEFORE_CAP is enough to
+                # tell (the figure is then a lower bound, and said so)
+                before[query.name], stopped = self._time(query, PG_BEFORE_CAP_SECONDS)
+                if stopped:
+                    capped.append(query.name)
+                _tick(bar)
+
+        def time_after() -> None:
+            for query in queries:
+                after[query.name] = self._time(query)[0]
+                _tick(bar)
+
+        def size_of(name: str) -> int:
+            return int(self.conn.execute(text("SELECT pg_relation_size(CAST(:n AS regclass))"),
+                                         {"n": f'"{name}"'}).scalar())
+
+        # without HypoPG after finalize the set is built on the live tables already: timed
+        # as it is, then without it (building a big table's index twice costs the most)
+        reuse = not self.hypopg and self.finalized and all(c.key in self.built for c, _ in recommendations)
         try:
             with self.conn.begin_nested() as savepoint:
                 if self.hypopg:  # the names stay known: the plans found on them are reported
                     self.conn.exec_driver_sql("SELECT hypopg_reset()")
-                for name in self.built.values():
-                    self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
-                capped = []
-                for query in queries:
-                    # without the indexes a big table is scanned: PG_BEFORE_CAP is enough to
-                    # tell (the figure is then a lower bound, and said so)
-                    before[query.name], stopped = self._time(query, PG_BEFORE_CAP_SECONDS)
-                    if stopped:
-                        capped.append(query.name)
-                    _tick(bar)
-                for candidate, name in recommendations:
-                    self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
-                    self.conn.exec_driver_sql(f'ANALYZE "{candidate.table}"')
-                    sizes[name] = int(self.conn.execute(
-                        text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": f'"{name}"'}).scalar())
-                for query in queries:
-                    after[query.name] = self._time(query)[0]
-                    _tick(bar)
+                if reuse:
+                    wanted = {c.key for c, _ in recommendations}
+                    for key, token in self.built.items():
+                        if key not in wanted:
+                            self.conn.exec_driver_sql(f'DROP INDEX "{token}"')
+                    for table in sorted({c.table for c, _ in recommendations}):
+                        self.conn.exec_driver_sql(f'ANALYZE "{table}"')
+                    sizes = {name: size_of(self.built[c.key]) for c, name in recommendations}
+                    time_after()
+                    for candidate, _ in recommendations:
+                        self.conn.exec_driver_sql(f'DROP INDEX "{self.built[candidate.key]}"')
+                    time_before()
+                else:
+                    for name in self.built.values():
+                        self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                    time_before()
+                    for candidate, name in recommendations:
+                        self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
+                        self.conn.exec_driver_sql(f'ANALYZE "{candidate.table}"')
+                        sizes[name] = size_of(name)
+                    time_after()
                 savepoint.rollback()
         finally:
             _close(bar)

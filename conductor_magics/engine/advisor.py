@@ -65,7 +65,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 from sqlglot import exp
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from ..fsio import json_safe
 from .connection import first_line, scrub
 from .explain import PRIMARY_KEY_LOOKUP, Plan, one_line, read_postgres
@@ -844,8 +844,8 @@ class _PostgresEvaluator(_Evaluator):
         shares = ", ".join(f"{table} {100.0 * sampled / max(rows, 1):.2g} % ({sampled:,} rows)"
                            for table, (rows, sampled) in sorted(self.scale.items()))
         return (f"estimated on samples of the tables ({shares}), costs at the samples' scale, "
-                "sizes scaled up; nothing was built on the live tables (--measure builds the set "
-                "there, in the rolled-back transaction, and times it)")
+                f"sizes scaled up; nothing was built on the live tables ({option('measure')} builds "
+                "the set there, in the rolled-back transaction, and times it)")
 
     def hypopg_ready(self) -> bool:
         return bool(getattr(self, "hypopg", False)) and not self.failed

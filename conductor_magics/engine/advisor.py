@@ -839,6 +839,14 @@ class _PostgresEvaluator(_Evaluator):
         return any(len(q.shape.tables) > 1 and any(t.lower() in self.scale for t in q.shape.tables)
                    for q in queries)
 
+    def sampled_join_keys(self, queries: list[_Bound], pool: list[Candidate]) -> list[Candidate]:
+        """The one-column join-key candidates on sampled tables of the queries that join
+        them to another table."""
+        keys = {(u.table.lower(), column) for q in queries if len(q.shape.tables) > 1
+                for u in q.shape.uses if u.table.lower() in self.scale for column in u.joins}
+        return [c for c in pool if len(c.columns) == 1 and not c.include
+                and (c.table.lower(), c.columns[0]) in keys]
+
     def sample_note(self) -> str:
         """What the estimates stand on, when some table was sampled."""
         shares = ", ".join(f"{table} {100.0 * sampled / max(rows, 1):.2g} % ({sampled:,} rows)"
@@ -1503,13 +1511,18 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
             # what the live one would (same selectivities), and building the set on big live
             # tables takes long and locks them against writes; the report says so
             pg.leave_samples()
-        elif pg is not None and not pg.hypopg and marginals:
-            # the set was chosen on samples: on the live tables, what the plans use and what
-            # pays there (the same rules, on the real costs)
-            baseline, _ = pg.finalize(bound, [m.candidate for m in marginals])
-            marginals, state = search.select([m.candidate for m in marginals], max_indexes, max_size)
         elif pg is not None and not pg.hypopg:
-            baseline, state = pg.finalize(bound, [])
+            # the set was chosen on samples: on the live tables, what the plans use and what
+            # pays there (the same rules, on the real costs); with the join keys of sampled
+            # tables, which a sample's fewer rows per key can make look useless
+            chosen = [m.candidate for m in marginals]
+            chosen += [c for c in pg.sampled_join_keys(bound, pool_list)
+                       if c.key not in {k.key for k in chosen}]
+            if chosen:
+                baseline, _ = pg.finalize(bound, chosen)
+                marginals, state = search.select(chosen, max_indexes, max_size)
+            else:
+                baseline, state = pg.finalize(bound, [])
         taken = {i.name.lower() for i in existing if i.name}
         named = [(m, _final_name(m.candidate, taken)) for m in marginals]
         report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)

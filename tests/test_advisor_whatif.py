@@ -17,11 +17,12 @@ import pytest
 from helpers.processes import Forker
 from sqlalchemy import text
 
-from conductor_magics.engine.advisor import advise
+from conductor_magics.engine import advisor
+from conductor_magics.engine.advisor import DECISIVE, advise
 from conductor_magics.engine.connection import make_engine
 from conductor_magics.engine.explain import read_postgres, read_sqlite
-from conductor_magics.engine.whatif import TEMP_PREFIX
-from conductor_magics.engine.workload import Query
+from conductor_magics.engine.whatif import TEMP_PREFIX, ScratchCopy
+from conductor_magics.engine.workload import Query, sample_parameters
 
 DDL = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT NOT NULL, email TEXT NOT NULL)",
@@ -163,6 +164,57 @@ def test_one_reader_decides_full_scans_for_bench_and_advise():
     assert pg.cost == 10.5 and pg.rows == 3
 
 
+def test_scratch_copy_stops_a_query_at_its_cap_and_says_the_figure_is_a_lower_bound(live):
+    db = sqlite3.connect(live)
+    copy = ScratchCopy(db)
+    try:
+        endless = ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500000000) "
+                   "SELECT count(*) FROM c")
+        started = time.perf_counter()
+        ms, capped = copy.time("endless", endless, {}, cap=0.2)
+        assert capped and 150 <= ms < 3000 and time.perf_counter() - started < 5
+        # the copy is still usable (the stop reached that statement only), and an uncapped
+        # timing of a quick query is a real figure
+        ms, capped = copy.time("count", "SELECT count(*) FROM customers", {})
+        assert not capped and 0 < ms < 1000
+    finally:
+        copy.close()
+        db.close()
+
+
+def test_sqlite_timed_without_indexes_only_until_the_verdict_is_clear(live, monkeypatch):
+    """The join scans the big table without the indexes: its "before" is stopped once it has
+    run DECISIVE times as long as with them, and a note says the figure is a lower bound
+    (the floor of the cap lowered so that a test-sized table reaches it)."""
+    monkeypatch.setattr(advisor, "MIN_CAP_SECONDS", 0.001)
+    engine = make_engine(f"sqlite:///{live}")
+    before = digest(live)
+    scan = Query("scan", "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+                         "JOIN orders o2 ON o2.customer_id = c.id WHERE c.region = 'region7'", "t")
+    report = advise(engine, [scan], timeout=0)
+    engine.dispose()
+    assert digest(live) == before
+    row = next(q for q in report.queries if q.query == "scan")
+    assert report.measured and row.recommended and not row.full_scan_after, report.to_text()
+    assert any(n.startswith("scan: stopped without the indexes") and "lower bound" in n
+               for n in report.notes), report.to_text()
+    assert row.cost_before >= DECISIVE * row.cost_after, report.to_text()
+
+
+def test_sampled_quantile_on_a_large_table_is_close_and_seeded(live):
+    engine = make_engine(f"sqlite:///{live}")
+    sql = "SELECT count(*) FROM orders WHERE total_cents >= :low"
+    try:
+        first = sample_parameters(engine, sql, seed=3)["low"]
+        assert sample_parameters(engine, sql, seed=3)["low"] == first
+        with engine.connect() as conn:
+            share = conn.execute(text(sql), {"low": first}).scalar() / ORDERS
+    finally:
+        engine.dispose()
+    # the lone lower bound sits at the 90th percentile: about a tenth of the rows pass
+    assert 0.07 <= share <= 0.13, share
+
+
 def test_sqlite_interrupted_advise_leaves_nothing_behind(live, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -245,6 +297,65 @@ def test_postgres_join_needs_both_indexes_and_both_are_recommended(pg_url, use_h
     assert measured.measured and measured.cost_unit == "ms"
     assert all(r.size_bytes and not r.size_estimated for r in measured.recommendations)
     assert pg_state(engine) == before
+    engine.dispose()
+
+
+def test_postgres_without_hypopg_on_samples_builds_nothing_on_the_live_tables(pg_url, monkeypatch):
+    """Sampled tables (the sample size lowered so that orders is sampled): for one-table
+    queries the set found on the samples is the answer, so advise neither builds on nor
+    waits for the live tables — a writer holding orders open does not delay it — and the
+    report says what it stands on. A join with a sampled table is still checked on the
+    live tables with its join keys (a sample has fewer rows per join key: its join plans
+    can differ), and finds the pair."""
+    monkeypatch.setattr(advisor, "PG_SAMPLE_ROWS", 5_000)
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    lookup = Query("by_customer_status", "SELECT id FROM orders WHERE customer_id = 42 "
+                                         "AND status = 'paid' ORDER BY created_at")
+    writer = engine.connect()
+    try:
+        writer.execute(text("INSERT INTO orders VALUES (0, 1, 'paid', 1, '2024-01-01')"))  # left open
+        started = time.perf_counter()
+        report = advise(engine, [lookup], use_hypopg=False)
+        seconds = time.perf_counter() - started
+    finally:
+        writer.rollback()
+        writer.close()
+    assert seconds < float(advisor.LOCK_TIMEOUT.rstrip("s")), seconds
+    assert any(n.startswith("estimated on samples of the tables (orders") for n in report.notes), report.to_text()
+    assert not report.measured and report.cost_unit == "estimated cost"
+    assert [r.columns[0] for r in report.recommendations] == ["customer_id"], report.to_text()
+    assert all(r.size_estimated and r.size_bytes for r in report.recommendations)
+    measured = advise(engine, [lookup], use_hypopg=False, measure=True)
+    real = {r.name: r.size_bytes for r in measured.recommendations}
+    assert real and set(real) == {r.name for r in report.recommendations}, measured.to_text()
+    for recommendation in report.recommendations:  # scaled up from the sample: about right
+        assert real[recommendation.name] / 3 <= recommendation.size_bytes <= 3 * real[recommendation.name]
+    joined = advise(engine, [Query("join", JOIN)], use_hypopg=False)
+    assert not any(n.startswith("estimated on samples") for n in joined.notes), joined.to_text()
+    assert_join_pair(joined)
+    assert pg_state(engine) == before
+    engine.dispose()
+
+
+def test_postgres_measure_cancels_a_slow_query_without_the_indexes(pg_url, monkeypatch):
+    """``measure`` times each query without the indexes for at most PG_BEFORE_CAP_SECONDS
+    (lowered here to 1 ms so that a test-sized scan reaches it): the figure is then a lower
+    bound, the report says so, and the transaction goes on (the indexes are still timed)."""
+    monkeypatch.setattr(advisor, "PG_BEFORE_CAP_SECONDS", 0.001)
+    pg_build(pg_url)
+    engine = make_engine(pg_url)
+    before = pg_state(engine)
+    scan = Query("scan", "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+                         "JOIN orders o2 ON o2.customer_id = c.id WHERE c.region = 'region7'")
+    report = advise(engine, [scan], measure=True)
+    assert pg_state(engine) == before
+    assert report.measured and report.recommendations, report.to_text()
+    row = next(q for q in report.queries if q.query == "scan")
+    assert row.cost_before == pytest.approx(1.0), report.to_text()  # the cap, in ms
+    assert any(n.startswith("scan: stopped without the indexes after 1 ms, a lower bound")
+               for n in report.notes), report.to_text()
     engine.dispose()
 
 

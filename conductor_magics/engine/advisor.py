@@ -21,9 +21,12 @@ indexes and measured without disturbing the live database.
    - PostgreSQL with HypoPG (installed, or creatable: then ``CREATE EXTENSION`` runs in
      the advisor's transaction and is rolled back): hypothetical indexes, ``EXPLAIN
      (FORMAT JSON)`` total cost, ``hypopg_reset()`` at the end.
-   - PostgreSQL without HypoPG: each candidate built once, for real, inside one
-     transaction that is rolled back at the end (a SHARE lock on its table meanwhile;
-     ``lock_timeout`` keeps the advisor from queueing forever).
+   - PostgreSQL without HypoPG: each candidate built once, for real, on sampled copies
+     of the tables (``TABLESAMPLE SYSTEM``) in a scratch schema of one transaction that
+     is rolled back at the end. When no query joins a sampled table that is the answer;
+     otherwise (or with ``measure``) the final set is built on the live tables in that
+     transaction (a SHARE lock on each meanwhile; ``lock_timeout`` keeps the advisor from
+     queueing forever) and selected again on the real costs.
 
 3. **Selection**: the union of what each query's best plan uses; indexes no plan uses are
    dropped, a prefix of a wider chosen index is merged into it when the plans made again
@@ -33,8 +36,9 @@ indexes and measured without disturbing the live database.
    other tables its queries' plans use with it (a join's pair). ``max_indexes`` and
    ``max_size`` then drop the least saving (per byte, for the size).
 4. **Measurement** of the final set only: SQLite builds it on a scratch copy (memory, or a
-   temporary file when large) and times every query before and after; PostgreSQL with
-   ``measure`` builds it inside the rolled-back transaction.
+   temporary file when large) and times every query with it, then the queries whose plan
+   it changes without it (stopped once :data:`DECISIVE` times slower: a lower bound);
+   PostgreSQL with ``measure`` builds it inside the rolled-back transaction.
 
 The live database is left exactly as it was found: nothing is created there, and
 PostgreSQL work happens in a transaction that is rolled back.
@@ -61,7 +65,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 from sqlglot import exp
 
-from ..errors import ConductorError, DatabaseError, UnsupportedByDialect
+from ..errors import ConductorError, DatabaseError, UnsupportedByDialect, option
 from ..fsio import json_safe
 from .connection import first_line, scrub
 from .explain import PRIMARY_KEY_LOOKUP, Plan, one_line, read_postgres
@@ -88,6 +92,12 @@ LOCK_TIMEOUT = "5s"
 
 HYPOPG, ROLLED_BACK, SQLITE_WHATIF = "hypopg", "rolled-back indexes", "sqlite what-if"
 PARTIAL = "partial index"
+#: final measurement (SQLite): a query timed without the indexes is stopped once it has run
+#: this many times as long as with them, but not before MIN_CAP_SECONDS
+DECISIVE = 10
+MIN_CAP_SECONDS = 0.1
+#: PostgreSQL ``measure``: a query timed without the indexes is cancelled after this long
+PG_BEFORE_CAP_SECONDS = 0.5
 _EVAL_PREFIX = "conductor_advise_"
 
 
@@ -712,6 +722,12 @@ class _PostgresEvaluator(_Evaluator):
         self.hypo_oids: dict[tuple, int] = {}
         self.actual: dict[str, str] = {}  # HypoPG's name of a hypothetical index → its token
         self.built: dict[tuple, str] = {}  # without HypoPG: every candidate built so far
+        self.scratch: str | None = None  # without HypoPG: the schema of the sampled tables
+        self.search_path: str | None = None
+        self.finalized = False
+        self.scale: dict[str, tuple[float, int]] = {}  # sampled table → (live rows, sampled)
+        self.on_samples = False  # the outcome was found on samples and not checked live
+        self.notes: list[str] = []  # for the report (measurement)
         try:
             self.txn = self.conn.begin()
             self.hypopg = self._start_hypopg(use_hypopg)
@@ -780,9 +796,14 @@ class _PostgresEvaluator(_Evaluator):
                     percent = 100.0 if rows <= PG_SAMPLE_ROWS else max(100.0 * PG_SAMPLE_ROWS / rows, 0.001)
                     sample = f'"{self.scratch}"."{table}"'
                     self.conn.exec_driver_sql(f'CREATE TABLE {sample} (LIKE "{table}" INCLUDING INDEXES)')
-                    where = "" if percent >= 100 else f" TABLESAMPLE BERNOULLI ({percent:.6f}) REPEATABLE (0)"
+                    # SYSTEM reads only the sampled pages (BERNOULLI reads them all: a full
+                    # scan of a big table); whole pages are a coarser sample, enough here
+                    where = "" if percent >= 100 else f" TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)"
                     self.conn.exec_driver_sql(f'INSERT INTO {sample} SELECT * FROM "{table}"{where}')
                     self.conn.exec_driver_sql(f"ANALYZE {sample}")
+                    if percent < 100:
+                        sampled = self.conn.exec_driver_sql(f"SELECT count(*) FROM {sample}").scalar()
+                        self.scale[table.lower()] = (float(rows), int(sampled or 0))
             except Exception:  # a generated column, a table not ours: planned on the live table
                 continue
         self.conn.exec_driver_sql(f'SET LOCAL search_path = "{self.scratch}", {self.search_path}')
@@ -799,9 +820,40 @@ class _PostgresEvaluator(_Evaluator):
         self.active = {}
         self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
         self._cache.clear()
+        self.finalized = True
         baseline = {q.name: self.evaluate(q) for q in queries}
         self.activate(chosen)
         return baseline, {q.name: self.evaluate(q) for q in queries}
+
+    def leave_samples(self) -> None:
+        """Without HypoPG and without ``measure``: the set chosen on the samples is the
+        outcome (nothing is built on the live tables); names resolve to the live tables
+        again, the candidates stay on the samples for their size."""
+        self.conn.exec_driver_sql(f"SET LOCAL search_path = {self.search_path}")
+        self._cache.clear()
+        self.on_samples = bool(self.scale)
+
+    def joins_a_sample(self, queries: list[_Bound]) -> bool:
+        """Whether a query joins a sampled table: a sample has fewer rows per join key, so
+        its join plans can differ from the live tables' (checked there by :meth:`finalize`)."""
+        return any(len(q.shape.tables) > 1 and any(t.lower() in self.scale for t in q.shape.tables)
+                   for q in queries)
+
+    def sampled_join_keys(self, queries: list[_Bound], pool: list[Candidate]) -> list[Candidate]:
+        """The one-column join-key candidates on sampled tables of the queries that join
+        them to another table."""
+        keys = {(u.table.lower(), column) for q in queries if len(q.shape.tables) > 1
+                for u in q.shape.uses if u.table.lower() in self.scale for column in u.joins}
+        return [c for c in pool if len(c.columns) == 1 and not c.include
+                and (c.table.lower(), c.columns[0]) in keys]
+
+    def sample_note(self) -> str:
+        """What the estimates stand on, when some table was sampled."""
+        shares = ", ".join(f"{table} {100.0 * sampled / max(rows, 1):.2g} % ({sampled:,} rows)"
+                           for table, (rows, sampled) in sorted(self.scale.items()))
+        return (f"estimated on samples of the tables ({shares}), costs at the samples' scale, "
+                f"sizes scaled up; nothing was built on the live tables ({option('measure')} builds "
+                "the set there, in the rolled-back transaction, and times it)")
 
     def hypopg_ready(self) -> bool:
         return bool(getattr(self, "hypopg", False)) and not self.failed
@@ -865,8 +917,16 @@ class _PostgresEvaluator(_Evaluator):
             estimate = self.conn.execute(text("SELECT hypopg_relation_size(:oid)"),
                                          {"oid": self.hypo_oids[candidate.key]}).scalar()
             return int(int(estimate) * HYPOPG_SIZE_FACTOR), True
-        return int(self.conn.execute(text("SELECT pg_relation_size(CAST(:name AS regclass))"),
-                                     {"name": f'"{self.names[candidate.key]}"'}).scalar()), False
+        name = f'"{self.names[candidate.key]}"'
+        on_samples = self.scratch is not None and not self.finalized
+        # the search path may point at the live tables again: the sample's index first
+        size = int(self.conn.execute(
+            text("SELECT pg_relation_size(coalesce(to_regclass(:sample), to_regclass(:name)))"),
+            {"sample": f'"{self.scratch}".{name}' if on_samples else name, "name": name}).scalar() or 0)
+        rows, sampled = self.scale.get(candidate.table.lower(), (0.0, 0))
+        if on_samples and sampled:  # built on a sample: scaled to the live table's rows
+            return int(size * rows / sampled), True
+        return size, False
 
     def selectivity(self) -> Callable[[str, str], float]:
         """The fraction of rows one equality on a column keeps, from ``pg_stats``
@@ -892,31 +952,71 @@ class _PostgresEvaluator(_Evaluator):
                 progress: Callable | None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
         """Milliseconds per query before and after the recommended indexes, built for
         real in a savepoint that is rolled back, and their sizes."""
-        before, after, sizes = {}, {}, {}
+        before: dict[str, float] = {}
+        after: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         bar = _bar(progress, 2 * len(queries), "advise: measurement", "query")
+        capped: list[str] = []
+
+        def time_before() -> None:
+            for query in queries:
+                # without the indexes a big table is scanned: PG_BEFORE_CAP is enough to
+                # tell (the figure is then a lower bound, and said so)
+                before[query.name], stopped = self._time(query, PG_BEFORE_CAP_SECONDS)
+                if stopped:
+                    capped.append(query.name)
+                _tick(bar)
+
+        def time_after() -> None:
+            for query in queries:
+                after[query.name] = self._time(query)[0]
+                _tick(bar)
+
+        def size_of(name: str) -> int:
+            return int(self.conn.execute(text("SELECT pg_relation_size(CAST(:n AS regclass))"),
+                                         {"n": f'"{name}"'}).scalar())
+
+        # without HypoPG after finalize the set is built on the live tables already: timed
+        # as it is, then without it (building a big table's index twice costs the most)
+        reuse = not self.hypopg and self.finalized and all(c.key in self.built for c, _ in recommendations)
         try:
             with self.conn.begin_nested() as savepoint:
                 if self.hypopg:  # the names stay known: the plans found on them are reported
                     self.conn.exec_driver_sql("SELECT hypopg_reset()")
-                for name in self.built.values():
-                    self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
-                for query in queries:
-                    before[query.name] = self._time(query)
-                    _tick(bar)
-                for candidate, name in recommendations:
-                    self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
-                    self.conn.exec_driver_sql(f'ANALYZE "{candidate.table}"')
-                    sizes[name] = int(self.conn.execute(
-                        text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": f'"{name}"'}).scalar())
-                for query in queries:
-                    after[query.name] = self._time(query)
-                    _tick(bar)
+                if reuse:
+                    wanted = {c.key for c, _ in recommendations}
+                    for key, token in self.built.items():
+                        if key not in wanted:
+                            self.conn.exec_driver_sql(f'DROP INDEX "{token}"')
+                    for table in sorted({c.table for c, _ in recommendations}):
+                        self.conn.exec_driver_sql(f'ANALYZE "{table}"')
+                    sizes = {name: size_of(self.built[c.key]) for c, name in recommendations}
+                    time_after()
+                    for candidate, _ in recommendations:
+                        self.conn.exec_driver_sql(f'DROP INDEX "{self.built[candidate.key]}"')
+                    time_before()
+                else:
+                    for name in self.built.values():
+                        self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                    time_before()
+                    for candidate, name in recommendations:
+                        self.conn.exec_driver_sql(candidate.ddl("postgresql", name))
+                        self.conn.exec_driver_sql(f'ANALYZE "{candidate.table}"')
+                        sizes[name] = size_of(name)
+                    time_after()
                 savepoint.rollback()
         finally:
             _close(bar)
+        for name in capped:
+            verdict = (f"with them at least {before[name] / max(after[name], 1e-9):.3g}× faster"
+                       if after[name] < before[name] else "not enough to tell whether they help it")
+            self.notes.append(f"{name}: stopped without the indexes after {before[name]:.0f} ms, a lower "
+                              f"bound; {verdict}")
         return before, after, sizes
 
-    def _time(self, query: _Bound) -> float:
+    def _time(self, query: _Bound, cap: float | None = None) -> tuple[float, bool]:
+        """Milliseconds per execution, and whether it is only a lower bound: with ``cap``
+        (seconds) a first execution still running then is cancelled by the server."""
         statement = text(query.sql)
 
         def run(loops: int) -> float:
@@ -925,10 +1025,26 @@ class _PostgresEvaluator(_Evaluator):
                 self.conn.execute(statement, query.params).fetchall()
             return time.perf_counter() - started
 
-        first = run(1)
+        if cap is None:
+            first = run(1)
+        else:
+            saved = self.conn.exec_driver_sql("SHOW statement_timeout").scalar()
+            limit = max(1, round(cap * 1000))
+            try:
+                with self.conn.begin_nested():
+                    self.conn.exec_driver_sql(f"SET LOCAL statement_timeout = {limit}")
+                    first = run(1)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "57014":  # not a cancel: a failure
+                    raise
+                return cap * 1000, True
+            finally:
+                self.conn.execute(text("SELECT set_config('statement_timeout', :v, true)"), {"v": str(saved)})
+        if first >= 0.25:  # slow: its noise is small next to its time
+            return first * 1000, False
         loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=10_000)
-        samples = SAMPLES if first < 0.25 else 3 if first < 2.5 else 1
-        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
+        samples = SAMPLES if first < SAMPLE_SECONDS else 3
+        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000, False
 
 
 def _query_failed(query: _Bound, exc: BaseException, url: Any) -> DatabaseError:
@@ -1390,16 +1506,28 @@ def advise(engine: Engine, queries: list[Query], *, min_gain: float = MIN_GAIN,
         baseline = search.costs([])
         picked = search.per_query(pool_list, baseline, progress)
         marginals, state = search.select(picked, max_indexes, max_size)
-        if pg is not None and not pg.hypopg and marginals:
-            # the set was chosen on samples: on the live tables, what the plans use and what
-            # pays there (the same rules, on the real costs)
-            baseline, _ = pg.finalize(bound, [m.candidate for m in marginals])
-            marginals, state = search.select([m.candidate for m in marginals], max_indexes, max_size)
+        if pg is not None and not pg.hypopg and not measure and not pg.joins_a_sample(bound):
+            # one table per query, or nothing sampled: what the samples' planner chose is
+            # what the live one would (same selectivities), and building the set on big live
+            # tables takes long and locks them against writes; the report says so
+            pg.leave_samples()
         elif pg is not None and not pg.hypopg:
-            baseline, state = pg.finalize(bound, [])
+            # the set was chosen on samples: on the live tables, what the plans use and what
+            # pays there (the same rules, on the real costs); with the join keys of sampled
+            # tables, which a sample's fewer rows per key can make look useless
+            chosen = [m.candidate for m in marginals]
+            chosen += [c for c in pg.sampled_join_keys(bound, pool_list)
+                       if c.key not in {k.key for k in chosen}]
+            if chosen:
+                baseline, _ = pg.finalize(bound, chosen)
+                marginals, state = search.select(chosen, max_indexes, max_size)
+            else:
+                baseline, state = pg.finalize(bound, [])
         taken = {i.name.lower() for i in existing if i.name}
         named = [(m, _final_name(m.candidate, taken)) for m in marginals]
         report = _Report(dialect, evaluator, bound, baseline, state, named, schema, progress)
+        if pg is not None and pg.on_samples:
+            report.notes.append(pg.sample_note())
         if measure:
             report.measure(live, pg)
         result = report.build(existing, min_gain, len(pool_list), skipped, max_indexes, max_size)
@@ -1514,6 +1642,7 @@ class _Report:
             before, after, sizes = pg.measure(self.queries, [(m.candidate, n) for m, n in self.named],
                                               self.progress)
             self.measured_before, self.measured_after, self.sizes = before, after, sizes
+            self.notes += pg.notes
             return
         bar = _bar(self.progress, 2 * len(self.queries), "advise: measurement", "query")
         try:
@@ -1532,11 +1661,11 @@ class _Report:
             except sqlite3.Error as exc:
                 raise _query_failed(query, exc, None) from None
 
+        # The indexes are built first and the queries they change timed with them; then
+        # dropped (their statistics go with them) and the same queries timed without, each
+        # stopped once it has run DECISIVE times as long: the verdict is clear by then, and
+        # a full scan of a big table need not run to its end (the figure is a lower bound).
         before = {q.name: plan(q) for q in self.queries}
-        timed = {}
-        for query in self.queries:
-            timed[query.name] = copy.time(query.name, query.sql, query.params)
-            _tick(bar)
         kept = []
         for marginal, name in self.named:
             failure = copy.build(marginal.candidate.ddl("sqlite", name), name)
@@ -1553,13 +1682,28 @@ class _Report:
                 self.notes.append(f"{name}: chosen on estimates, but no plan uses it on the copy "
                                   "with real statistics; left out")
         self.named = kept
-        for query in self.queries:
-            changed = after[query.name].text != before[query.name].text
-            self.measured_after[query.name] = copy.time(query.name, query.sql, query.params) \
-                if changed else timed[query.name]
-            _tick(bar)
-        self.measured_before = timed
         self.sizes = {name: size for _, name in kept if (size := copy.size(name)) is not None}
+        changed = [q for q in self.queries if after[q.name].text != before[q.name].text]
+        timed_after: dict[str, float] = {}
+        for query in self.queries:  # unchanged plans: one timing serves both sides
+            timed_after[query.name] = copy.time(query.name, query.sql, query.params)[0]
+            _tick(bar)
+        for _, name in kept:
+            copy.drop(name)
+        timed_before = dict(timed_after)
+        for query in self.queries:
+            if query not in changed:
+                _tick(bar)
+                continue
+            cap = max(MIN_CAP_SECONDS, DECISIVE * timed_after[query.name] / 1000)
+            timed_before[query.name], capped = copy.time(query.name, query.sql, query.params, cap)
+            if capped:
+                self.notes.append(
+                    f"{query.name}: stopped without the indexes after {timed_before[query.name]:.0f} ms "
+                    f"(≥ {timed_before[query.name] / max(timed_after[query.name], 1e-9):.0f}× its time "
+                    "with them); that figure is a lower bound")
+            _tick(bar)
+        self.measured_before, self.measured_after = timed_before, timed_after
         self.real_plans = {q: (before[q], after[q]) for q in before}
 
     def table_rows(self, table: str) -> int | None:

@@ -20,6 +20,7 @@ import random
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -45,6 +46,11 @@ IN_MEMORY_LIMIT = 512 * 1024 * 1024
 #: SAMPLES samples (fewer for slow queries)
 SAMPLE_SECONDS = 0.02
 SAMPLES = 5
+#: the scratch copy (in memory, no other client) needs less: samples this long, this many
+COPY_SAMPLE_SECONDS = 0.01
+COPY_SAMPLES = 3
+#: a query this slow is timed once (in memory its noise is small next to its time)
+SLOW_SECONDS = 0.05
 #: temporary files of the scratch copy start with this
 TEMP_PREFIX = "conductor-advise-"
 
@@ -354,22 +360,46 @@ class ScratchCopy:
         known = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
         return read_sqlite(rows, known, aliases)
 
-    def time(self, name: str, sql: str, params: Any) -> float:
-        """Milliseconds per execution: the median of calibrated loops."""
+    def time(self, name: str, sql: str, params: Any, cap: float | None = None) -> tuple[float, bool]:
+        """Milliseconds per execution (the median of calibrated loops), and whether it is
+        only a lower bound: with ``cap`` (seconds) a first execution still running then is
+        stopped and its elapsed time returned (the comparison is decided by then)."""
         cursor = self.db.cursor()
+        stopped = threading.Event()
 
-        def run(loops: int) -> float:
+        def run(loops: int) -> float | None:
             with statement_timeout(self.db, what=f"query {name}"):
                 started = time.perf_counter()
-                for _ in range(loops):
-                    cursor.execute(sql, params).fetchall()
+                try:
+                    for _ in range(loops):
+                        cursor.execute(sql, params).fetchall()
+                except sqlite3.OperationalError:
+                    if not stopped.is_set():  # our cap did not stop it: a real failure
+                        raise
+                    return None
                 return time.perf_counter() - started
 
-        first = run(1)  # also warms the page cache and the statement cache
-        loops = 1 if first >= SAMPLE_SECONDS else calibrate_loops(run, SAMPLE_SECONDS, max_loops=100_000)
-        # slow queries (big tables, no index yet) get fewer samples: their noise is relatively small
-        samples = SAMPLES if first < SAMPLE_SECONDS else 3 if first < 0.5 else 1
-        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000
+        # the first execution also fills the statement cache; with a cap, a timer stops it
+        timer = None
+        if cap is not None:
+            timer = threading.Timer(cap, lambda: (stopped.set(), self.db.interrupt()))
+            timer.start()
+        started = time.perf_counter()
+        try:
+            first = run(1)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if first is None:
+            return (time.perf_counter() - started) * 1000, True
+        if first >= SLOW_SECONDS:
+            # slow queries (big tables, no index yet): in memory their noise is small next
+            # to their time, and the first run warmed nothing a second would not
+            return first * 1000, False
+        loops = 1 if first >= COPY_SAMPLE_SECONDS else calibrate_loops(run, COPY_SAMPLE_SECONDS,
+                                                                       max_loops=100_000)
+        samples = COPY_SAMPLES if first < COPY_SAMPLE_SECONDS else 2
+        return statistics.median(run(loops) / loops for _ in range(samples)) * 1000, False
 
     def build(self, ddl: str, name: str) -> str | None:
         """Build one index and its statistics; None, or SQLite's reason it failed."""

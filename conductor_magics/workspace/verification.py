@@ -13,7 +13,7 @@ verdict stays in the file): the phase counts as verified again only after a newe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +36,24 @@ def phase_fields(phase: Phase) -> dict[str, Any]:
 class VerificationLog:
     path: Path
     records: list[dict[str, Any]]
+    #: the last plan's folded phase titles: asked once per phase, so built once per plan
+    _titles: tuple[Any, frozenset[str]] | None = field(default=None, repr=False, compare=False)
 
     def verdicts(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind", "verification") == "verification"]
 
     def _latest(self, phase: Phase, plan: Plan) -> dict[str, Any] | None:
         """The phase's latest verdict or revocation (see :meth:`verdict_for`)."""
-        titles = {_fold(p.title) for p in plan.phases}
+        if self._titles is None or self._titles[0] is not plan:
+            self._titles = (plan, frozenset(_fold(p.title) for p in plan.phases))
+        titles = self._titles[1]
+        own = _fold(phase.title)
         found = None
         for record in self.records:
             if record.get("kind", "verification") not in ("verification", REVOCATION):
                 continue
             title = _fold(str(record.get("phase_title", "")))
-            if title == _fold(phase.title) or (
+            if title == own or (
                 title not in titles and record.get("phase") == phase.index + 1
             ):
                 found = record

@@ -148,3 +148,60 @@ def test_small_plans_leave_no_cache_file(tmp_path):
     path = tmp_path / "plan.md"
     cached_parse(b"## Phase 1: Schema\n\n- [ ] one\n", path)
     assert not plan_mod._cache_file(plan_mod._cache_key(path)).exists()
+
+
+def _mark_patterns(data: bytes) -> list[bytes]:
+    """The plan with its phases all closed, one in progress, all skipped, all open..."""
+    plan = parse_plan(data, "plan.md")
+    patterns = []
+    for fill in ("x", "-", " "):
+        changed = bytearray(data)
+        for phase in plan.phases[:3]:
+            for task in phase.items():
+                changed[task.mark_offset] = ord(fill)
+        patterns.append(bytes(changed))
+    with_progress = bytearray(patterns[0])
+    with_progress[list(plan.phases[4].items())[3].mark_offset] = ord("~")
+    patterns.append(bytes(with_progress))
+    return [data, *patterns]
+
+
+def test_phases_read_from_the_cache_answer_before_their_tasks_are_built(tmp_path):
+    # A phase made from the cache builds its tasks on first use; finished, next_task, find
+    # and by_key answer as a fresh parse does, building only the phases they must look into.
+    path = tmp_path / "plan.md"
+    data = _big_plan()
+    cached_parse(data, path)
+    for variant in _mark_patterns(data):
+        fresh = parse_plan(variant, path)
+        cached = cached_parse(variant, path)
+        assert all(p._pending_rows() is not None for p in cached.phases)
+        assert [p.finished for p in cached.phases] == [p.finished for p in fresh.phases]
+        assert all(p._pending_rows() is not None for p in cached.phases)  # marks only
+        want = fresh.next_task()
+        got = cached.next_task()
+        assert (got.number, got.mark) == (want.number, want.mark)
+        # built: the phase of the answer, and the one of the first open task on the way
+        first_open = next((t.phase_index for t in fresh.items() if t.mark == " "), got.phase_index)
+        built = [p.index for p in cached.phases if p._pending_rows() is None]
+        assert built == sorted({got.phase_index, first_open})
+        for number in ("2.7", "5.40", "6.1"):
+            assert cached_parse(variant, path).find(number).mark_offset == fresh.find(number).mark_offset
+        key = fresh.find("4.12").key
+        lookup = cached_parse(variant, path)
+        assert lookup.by_key(key).mark_offset == fresh.find("4.12").mark_offset
+        assert [p.index for p in lookup.phases if p._pending_rows() is None] == [3]
+        _same(cached, fresh)  # and everything else, once built
+
+
+def test_a_tick_builds_only_its_phase_and_the_rest_follow_the_new_bytes(tmp_path):
+    path = tmp_path / "plan.md"
+    path.write_bytes(_big_plan())
+    read_plan(path)  # the cache
+    plan = read_plan(path)
+    task = plan_mod.cached_parse(plan.data, path).find("3.3")
+    new_plan, new_task, before = plan_mod.write_task_state(path, task.key, "done", plan)
+    assert (before, new_task.state) == ("todo", "done")
+    assert [p.index for p in new_plan.phases if p._pending_rows() is None] == [2]
+    # the phases not built read their marks from the written bytes
+    _same(new_plan, parse_plan(path.read_bytes(), path))

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import markdown_it
 from markdown_it import MarkdownIt
@@ -178,6 +179,35 @@ class Phase:
     #: the number written in the heading (``Phase 0: Setup`` → 0), if any
     heading_number: int | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when ``tasks`` is not set: a phase made from the parse cache builds its
+        # tasks on first use (a tick in a plan of thousands of tasks touches one phase).
+        lazy = self.__dict__.get("_lazy") if name == "tasks" else None
+        if lazy is None:
+            raise AttributeError(name)
+        rows, data = lazy
+        tasks = [_task_from(row, data) for row in rows]
+        self.__dict__["tasks"] = tasks
+        del self.__dict__["_lazy"]
+        self.__dict__.pop("_marks", None)
+        return tasks
+
+    def _pending_rows(self) -> tuple[tuple, bytes] | None:
+        """The cached rows and bytes while the tasks are not built yet."""
+        return self.__dict__.get("_lazy")
+
+    def _pending_marks(self) -> bytes | None:
+        """The marks of a phase whose tasks are not built yet, in document order (read once
+        per version of the bytes: the gates ask every phase several times per command)."""
+        lazy = self.__dict__.get("_lazy")
+        if lazy is None:
+            return None
+        known = self.__dict__.get("_marks")
+        if known is None or known[0] is not lazy[1]:
+            known = (lazy[1], _rows_marks(*lazy))
+            self.__dict__["_marks"] = known
+        return known[1]
+
     @property
     def kind(self) -> str:
         return phase_kind(self.title)
@@ -200,6 +230,9 @@ class Phase:
     @property
     def finished(self) -> bool:
         """Every task and sub-task is done or skipped (and there is at least one)."""
+        marks = self._pending_marks()
+        if marks is not None:  # read from the marks' bytes, without building the tasks
+            return bool(marks) and not marks.translate(None, _CLOSED_MARK_BYTES)
         seen = False
         for task in self.items():  # stops at the first open task
             if task.mark not in _CLOSED_MARKS:
@@ -271,14 +304,24 @@ class Plan:
     def next_task(self) -> Task | None:
         """The first task marked in progress, else the first one not started."""
         first_todo = None
-        for task in self.items():
-            if task.mark == "~":
-                return task
-            if first_todo is None and task.mark == " ":
-                first_todo = task
+        for phase in self.phases:
+            marks = phase._pending_marks()
+            # only a phase holding such a mark is built
+            if marks is not None and b"~" not in marks and (first_todo is not None or b" " not in marks):
+                continue
+            for task in phase.items():
+                if task.mark == "~":
+                    return task
+                if first_todo is None and task.mark == " ":
+                    first_todo = task
         return first_todo
 
     def by_key(self, key: TaskKey) -> Task | None:
+        for phase in self.phases:  # its own phase first (one phase built)
+            if phase.title == key.phase_title:
+                for task in phase.items():
+                    if task.key == key:
+                        return task
         for task in self.items():
             if task.key == key:
                 return task
@@ -293,6 +336,13 @@ class Plan:
         if not ref:
             raise TaskNotFound("no task given", path=self.path, hint="name a task by number like 2.3 or by its text")
         if _NUMBER_REF_RE.match(ref):
+            # A task's number starts with its phase's: look there first (one phase built).
+            lead = ref.split(".", 1)[0]
+            for phase in self.phases:
+                if str(phase.number) == lead:
+                    for task in phase.items():
+                        if task.number == ref:
+                            return task
             for task in self.items():
                 if task.number == ref:
                     return task
@@ -635,13 +685,35 @@ def _task_from(row: tuple, data: bytes) -> Task:
     return task
 
 
-def _plan_from(struct: tuple, data: bytes, path: Path) -> Plan:
-    phase_rows, loose_rows, by_heading, checkbox_headings = struct
-    phases = [Phase(number=number, title=title, level=level, line=line, checkpoint=checkpoint,
-                    tasks=[_task_from(t, data) for t in tasks], implicit=implicit, index=index,
-                    heading_number=heading_number)
-              for number, title, level, line, checkpoint, implicit, index, heading_number, tasks
-              in phase_rows]
+def _rows_marks(rows: tuple, data: bytes) -> bytes:
+    """The mark bytes of ``rows`` and their sub-tasks, in document order."""
+    found = bytearray()
+    stack = list(reversed(rows))
+    while stack:
+        row = stack.pop()
+        found.append(data[row[3]])
+        if row[13]:
+            stack.extend(reversed(row[13]))
+    return bytes(found)
+
+
+_CLOSED_MARK_BYTES = "".join(sorted(_CLOSED_MARKS)).encode("ascii")
+
+
+def _plan_from(struct: tuple, data: bytes, path: Path, offsets: tuple[int, ...]) -> Plan:
+    # Every cached mark must still be a mark (the brackets around it are unchanged: the
+    # bytes differ from the cached ones only at these offsets); the tasks are built per
+    # phase on first use.
+    if any(data[o] not in _MARK_OF_BYTE for o in offsets):
+        raise ValueError("cached mark offset does not hold a mark")
+    phases = []
+    for number, title, level, line, checkpoint, implicit, index, heading_number, tasks in struct[0]:
+        phase = _new(Phase)
+        phase.__dict__ = {"number": number, "title": title, "level": level, "line": line,
+                          "checkpoint": checkpoint, "implicit": implicit, "index": index,
+                          "heading_number": heading_number, "_lazy": (tasks, data)}
+        phases.append(phase)
+    _phase_rows, loose_rows, by_heading, checkbox_headings = struct
     return Plan(path=path, phases=phases, loose_tasks=[_task_from(t, data) for t in loose_rows],
                 data=data, numbered_by_heading=by_heading,
                 checkbox_headings=[tuple(h) for h in checkbox_headings])
@@ -713,7 +785,7 @@ def cached_parse(data: bytes, path: Path | str = "plan.md") -> Plan:
         old, struct, offsets, blob = entry
         if old == data or _same_but_marks(old, data, offsets):
             try:
-                plan = _plan_from(struct, data, path)
+                plan = _plan_from(struct, data, path, offsets)
             except (ValueError, TypeError, IndexError):
                 plan = None  # a damaged cache file: parse
             if plan is not None:
@@ -789,6 +861,14 @@ def write_task_state(path: Path, key: TaskKey, state: str,
         # parsed again (its identity is unknown now: a later write re-reads it first).
         task.mark = STATE_MARK[state]
         old_data, plan.data = plan.data, new_data
+        for phase in plan.phases:  # phases not built yet read their marks from the new bytes
+            lazy = phase._pending_rows()
+            if lazy is not None:
+                marks = phase.__dict__.get("_marks")
+                phase.__dict__["_lazy"] = (lazy[0], new_data)
+                if marks is not None and marks[0] is lazy[1]:
+                    # the one changed byte is the ticked task's, in a phase that is built
+                    phase.__dict__["_marks"] = (new_data, marks[1])
         plan.identity = None
         _remember_tick(plan, old_data)  # the next command (a new CLI process too) starts from it
         return plan, task, before

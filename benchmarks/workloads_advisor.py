@@ -544,12 +544,20 @@ def orders_generate(path: Path, orders: int, seed: int = 0) -> dict[str, int]:
     def stamp(moment: dt.datetime) -> str:
         return moment.strftime("%Y-%m-%d %H:%M:%S")
 
-    db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", [
-        (i, f"customer{i}@example.com", f"Customer {i}", rng.random() < 0.3,
-         stamp(epoch + rng.randrange(700 * 24 * 60) * minute)) for i in range(1, counts["customers"] + 1)])
+    # columns named: the walkthrough's schema grows (issue 15 added status timestamps and
+    # updated_at); what is not named here takes its default or stays NULL
+    customer_rows = []
+    for i in range(1, counts["customers"] + 1):
+        joined = stamp(epoch + rng.randrange(700 * 24 * 60) * minute)
+        customer_rows.append((i, f"customer{i}@example.com", f"Customer {i}", rng.random() < 0.3, joined, joined))
+    db.executemany("INSERT INTO customers (id, email, full_name, is_marketing_opt_in, created_at, updated_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", customer_rows)
     prices = {i: rng.randrange(199, 20_000) for i in range(1, counts["products"] + 1)}
-    db.executemany("INSERT INTO products VALUES (?, ?, ?, ?, ?)", [
-        (i, f"SKU-{i:06d}", f"Product {i}", price, rng.random() < 0.9) for i, price in prices.items()])
+    listed = stamp(epoch)
+    db.executemany("INSERT INTO products (id, sku, name, price_cents, is_active, created_at, updated_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", [
+                       (i, f"SKU-{i:06d}", f"Product {i}", price, rng.random() < 0.9, listed, listed)
+                       for i, price in prices.items()])
     # a few customers order a lot (Pareto), most a little
     weights = [rng.paretovariate(1.2) for _ in range(counts["customers"])]
     customers = rng.choices(range(1, counts["customers"] + 1), weights=weights, k=orders)
@@ -561,21 +569,29 @@ def orders_generate(path: Path, orders: int, seed: int = 0) -> dict[str, int]:
         created = epoch + rng.randrange(730 * 24 * 60) * minute
         status = statuses[i - 1]
         paid = created + rng.randrange(1, 600) * minute if status in ("paid", "shipped") else None
+        shipped = paid + rng.randrange(60, 4 * 24 * 60) * minute if status == "shipped" else None
+        cancelled = created + rng.randrange(1, 600) * minute if status == "cancelled" else None
         chosen = rng.sample(product_ids, k=min(len(product_ids), max(1, round(rng.expovariate(
             1 / items_per_order)) or 1)))[:5]
         total = 0
         for product in chosen:
             quantity = rng.randint(1, 3)
             total += quantity * prices[product]
-            item_rows.append((len(item_rows) + 1, i, product, quantity, prices[product]))
-        order_rows.append((i, customers[i - 1], status, total, stamp(paid) if paid else None, stamp(created)))
+            item_rows.append((len(item_rows) + 1, i, product, quantity, prices[product], stamp(created)))
+        changed = shipped or cancelled or paid or created
+        order_rows.append((i, customers[i - 1], status, total, stamp(paid) if paid else None,
+                           stamp(shipped) if shipped else None, stamp(cancelled) if cancelled else None,
+                           stamp(created), stamp(changed)))
         if paid is not None and total > 0:
             provider = "stripe" if rng.random() < 0.7 else "paypal"
-            payment_rows.append((len(payment_rows) + 1, i, provider, f"{provider[:2]}_{i:08d}", total,
-                                 stamp(paid)))
-    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", order_rows)
-    db.executemany("INSERT INTO order_items VALUES (?, ?, ?, ?, ?)", item_rows)
-    db.executemany("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", payment_rows)
+            payment_rows.append((len(payment_rows) + 1, i, provider, f"{provider[:2]}_{i:08d}", "captured", total,
+                                 stamp(paid), stamp(paid)))
+    db.executemany("INSERT INTO orders (id, customer_id, status, total_cents, paid_at, shipped_at, cancelled_at, "
+                   "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", order_rows)
+    db.executemany("INSERT INTO order_items (id, order_id, product_id, quantity, unit_price_cents, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", item_rows)
+    db.executemany("INSERT INTO payments (id, order_id, provider, provider_reference, status, amount_cents, "
+                   "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", payment_rows)
     db.commit()
     found = _count_rows(db, ("customers", "products", "orders", "order_items", "payments"))
     db.close()

@@ -241,30 +241,28 @@ def sqlite_identical_arms(folder: Path, repetitions: int, repeat: int) -> tuple[
     return found, pool.baseline.samples
 
 
-def psycopg_loop_samples(dsn: str, loops: int, samples: int, warmup: int,
+def psycopg_loop_samples(connection, loops: int, samples: int, warmup: int,
                          prepare: bool) -> list[float]:
-    """Per-execution seconds of a plain psycopg loop on its own connection: the
-    application the harness is held to (``prepare=True``: server-side prepared
-    statements, as an application's loop that runs the query often gets)."""
-    import psycopg
-
+    """Per-execution seconds of a plain psycopg loop on ``connection`` (its own, kept
+    open across rounds as an application's pooled connection is): the application the
+    harness is held to (``prepare=True``: server-side prepared statements, as an
+    application's loop that runs the query often gets)."""
     sql, params = OVERHEAD_QUERY.replace(":cid", "%(cid)s"), OVERHEAD_PARAMS
-    with psycopg.connect(dsn) as connection:
-        cursor = connection.cursor()
-        for _ in range(6):  # past the server's five custom plans, as the harness is
+    cursor = connection.cursor()
+    for _ in range(6):  # past the server's five custom plans, as the harness is
+        cursor.execute(sql, params, prepare=prepare)
+        cursor.fetchall()
+    out = []
+    for i in range(warmup + samples):
+        start = time.perf_counter()
+        for _ in range(loops):
             cursor.execute(sql, params, prepare=prepare)
             cursor.fetchall()
-        out = []
-        for i in range(warmup + samples):
-            start = time.perf_counter()
-            for _ in range(loops):
-                cursor.execute(sql, params, prepare=prepare)
-                cursor.fetchall()
-            elapsed = (time.perf_counter() - start) / loops
-            if i >= warmup:
-                out.append(elapsed)
-        connection.rollback()
-        return out
+        elapsed = (time.perf_counter() - start) / loops
+        if i >= warmup:
+            out.append(elapsed)
+    connection.rollback()
+    return out
 
 
 def measure_postgres_overhead(engine, dsn: str, rounds: int, repeat: int) -> dict:
@@ -276,21 +274,31 @@ def measure_postgres_overhead(engine, dsn: str, rounds: int, repeat: int) -> dic
     per_round = []
     order = random.Random(0)
     settings = {}
-    for number in range(rounds):
-        medians = {}
-        kinds = list(pooled)
-        order.shuffle(kinds)
-        for kind in kinds:
-            if kind == "harness":
-                result = benchmark(engine, OVERHEAD_QUERY, OVERHEAD_PARAMS, repeat=repeat,
-                                   warmup=2, insert_rows=0, seed=number)
-                samples = result.baseline.samples
-                settings = result.to_json()["settings"]
-            else:
-                samples = psycopg_loop_samples(dsn, loops, repeat, 2, kind == "prepared_loop")
-            pooled[kind].extend(samples)
-            medians[kind] = statistics.median(samples)
-        per_round.append(medians)
+    import psycopg
+
+    # one connection per loop kind for all rounds: the harness's own comes from the
+    # engine's pool, warm, and a fresh backend per round had given the loops a cold start
+    connections = {kind: psycopg.connect(dsn) for kind in ("prepared_loop", "unprepared_loop")}
+    try:
+        for number in range(rounds):
+            medians = {}
+            kinds = list(pooled)
+            order.shuffle(kinds)
+            for kind in kinds:
+                if kind == "harness":
+                    result = benchmark(engine, OVERHEAD_QUERY, OVERHEAD_PARAMS, repeat=repeat,
+                                       warmup=2, insert_rows=0, seed=number)
+                    samples = result.baseline.samples
+                    settings = result.to_json()["settings"]
+                else:
+                    samples = psycopg_loop_samples(connections[kind], loops, repeat, 2,
+                                                   kind == "prepared_loop")
+                pooled[kind].extend(samples)
+                medians[kind] = statistics.median(samples)
+            per_round.append(medians)
+    finally:
+        for connection in connections.values():
+            connection.close()
     h, b = summarize(pooled["harness"]), summarize(pooled["prepared_loop"])
     interval = ratio_interval(pooled["prepared_loop"], pooled["harness"])
     overhead = h.median / b.median - 1

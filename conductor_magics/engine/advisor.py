@@ -88,8 +88,9 @@ COVERING_MAX_EXTRA = 3
 NAME_LIMIT = 63
 #: HypoPG's size estimates run about twice the built index's size: they are scaled by this
 HYPOPG_SIZE_FACTOR = 0.5
-#: PostgreSQL without HypoPG: candidates are built on samples of about this many rows per table
-PG_SAMPLE_ROWS = 100_000
+#: PostgreSQL without HypoPG: candidates are built on samples of about this many rows per
+#: table (TPC-H SF 0.3: 100,000 → 50,000 took advise 27.6 → 23.5 s, the same set chosen)
+PG_SAMPLE_ROWS = 50_000
 #: PostgreSQL fallback: give up on a lock for a real CREATE INDEX after this long
 LOCK_TIMEOUT = "5s"
 

@@ -384,11 +384,12 @@ class ScratchCopy:
                 return time.perf_counter() - started
 
         # the first execution also fills the statement cache; with a cap, a timer stops it
+        # (started before the timer: a stopped run then reads at least the cap)
         timer = None
+        started = time.perf_counter()
         if cap is not None:
             timer = threading.Timer(cap, lambda: (stopped.set(), self.db.interrupt()))
             timer.start()
-        started = time.perf_counter()
         try:
             first = run(1)
         finally:

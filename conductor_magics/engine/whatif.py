@@ -339,7 +339,8 @@ class ScratchCopy:
             # 1.8 M-row table's index read as 2,000 rows a key and the planner chose plans
             # (TPC-H q19: 0.7 s → 1.9 s) it does not choose on the real statistics
             self.db.execute("ANALYZE")
-            # index builds sort on worker threads too (about a fifth faster on two cores)
+            # index builds sort on worker threads too (on two cores: up to a fifth faster
+            # in some runs, no difference in others; never slower beyond the noise)
             self.db.execute(f"PRAGMA threads = {min(4, os.cpu_count() or 1)}")
         except sqlite3.Error as exc:
             self.close()

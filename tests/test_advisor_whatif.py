@@ -253,7 +253,8 @@ def test_sqlite_interrupted_advise_leaves_nothing_behind(live, tmp_path):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def pg_build(url: str) -> None:
+def pg_build(url: str):
+    """The customers/orders tables with their rows, analysed; an engine on them."""
     engine = make_engine(url)
     customers, orders = rows()
     with engine.begin() as conn:
@@ -266,7 +267,7 @@ def pg_build(url: str) -> None:
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
         conn.commit()
-    engine.dispose()
+    return engine
 
 
 def pg_state(engine) -> tuple:
@@ -281,8 +282,7 @@ def pg_state(engine) -> tuple:
 
 @pytest.mark.parametrize("use_hypopg", [None, False], ids=["hypopg", "no-hypopg"])
 def test_postgres_join_needs_both_indexes_and_both_are_recommended(pg_url, use_hypopg):
-    pg_build(pg_url)
-    engine = make_engine(pg_url)
+    engine = pg_build(pg_url)
     before = pg_state(engine)
     workload = [Query("join", JOIN),
                 Query("by_customer", "SELECT id, total_cents FROM orders WHERE customer_id = :c"),
@@ -308,8 +308,7 @@ def test_postgres_without_hypopg_on_samples_builds_nothing_on_the_live_tables(pg
     live tables with its join keys (a sample has fewer rows per join key: its join plans
     can differ), and finds the pair."""
     monkeypatch.setattr(advisor, "PG_SAMPLE_ROWS", 5_000)
-    pg_build(pg_url)
-    engine = make_engine(pg_url)
+    engine = pg_build(pg_url)
     before = pg_state(engine)
     lookup = Query("by_customer_status", "SELECT id FROM orders WHERE customer_id = 42 "
                                          "AND status = 'paid' ORDER BY created_at")
@@ -364,9 +363,8 @@ def test_postgres_include_must_pay_on_the_workload(pg_url):
     """An INCLUDE variant that makes one lookup an index-only scan (vacuumed table) but
     saves little of a workload dominated by a report is left out: the key-only index is
     recommended (issue 14: wide INCLUDE indexes took the set to 2-7x supabase's size)."""
-    pg_build(pg_url)
+    engine = pg_build(pg_url)
     pg_vacuum(pg_url)
-    engine = make_engine(pg_url)
     lookup = Query("by_customer", "SELECT status, total_cents, created_at FROM orders WHERE customer_id = 42")
     alone = advise(engine, [lookup])
     assert [r.include for r in alone.recommendations if r.table == "orders"] != [[]], alone.to_text()
@@ -381,8 +379,7 @@ def test_postgres_indexes_with_one_leading_column_give_way_to_their_common_prefi
     """Two lookups on one customer's orders (by status; the latest) would each get their own
     composite; when one index on the shared leading column costs the workload no more than
     TIE more, that one index is recommended (fewer, smaller indexes)."""
-    pg_build(pg_url)
-    engine = make_engine(pg_url)
+    engine = pg_build(pg_url)
     workload = [Query("by_status", "SELECT id FROM orders WHERE customer_id = 42 AND status = 'paid'"),
                 Query("latest", "SELECT id FROM orders WHERE customer_id = 42 ORDER BY created_at DESC LIMIT 3"),
                 REPORT]
@@ -417,8 +414,7 @@ def test_postgres_measure_cancels_a_slow_query_without_the_indexes(pg_url, monke
     (lowered here to 1 ms so that a test-sized scan reaches it): the figure is then a lower
     bound, the report says so, and the transaction goes on (the indexes are still timed)."""
     monkeypatch.setattr(advisor, "PG_BEFORE_CAP_SECONDS", 0.001)
-    pg_build(pg_url)
-    engine = make_engine(pg_url)
+    engine = pg_build(pg_url)
     before = pg_state(engine)
     scan = Query("scan", "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
                          "JOIN orders o2 ON o2.customer_id = c.id WHERE c.region = 'region7'")
@@ -433,8 +429,7 @@ def test_postgres_measure_cancels_a_slow_query_without_the_indexes(pg_url, monke
 
 
 def test_postgres_interrupted_advise_leaves_the_catalog_unchanged(pg_url, tmp_path):
-    pg_build(pg_url)
-    engine = make_engine(pg_url)
+    engine = pg_build(pg_url)
     before = pg_state(engine)
     slow = "SELECT count(*) FROM orders a, orders b WHERE a.total_cents < b.total_cents AND a.status = :s"
     code = (
